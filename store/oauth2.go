@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/storage"
+)
+
+// The fosite storage interfaces DB implements.
+var (
+	_ fosite.ClientManager                 = (*DB)(nil)
+	_ oauth2.CoreStorage                   = (*DB)(nil)
+	_ oauth2.TokenRevocationStorage        = (*DB)(nil)
+	_ openid.OpenIDConnectRequestStorage   = (*DB)(nil)
+	_ pkce.PKCERequestStorage              = (*DB)(nil)
+	_ storage.Transactional                = (*DB)(nil)
+	_ oauth2.ClientCredentialsGrantStorage = (*DB)(nil)
+)
+
+// Kinds of rows in oauth2_sessions.
+const (
+	kindCode    = "code"
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+	kindPKCE    = "pkce"
+	kindOIDC    = "oidc"
+)
+
+// storedRequest is a fosite.Requester as written to the data column. The
+// session is kept as raw JSON and decoded into the session fosite passes in.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	RequestedScopes   []string        `json:"requested_scopes"`
+	GrantedScopes     []string        `json:"granted_scopes"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form"`
+	Session           json.RawMessage `json:"session"`
+}
+
+// subjecter is what twofold's sessions offer beyond fosite.Session.
+type subjecter interface{ GetSubject() string }
+
+func (db *DB) createRequest(ctx context.Context, kind, signature string, r fosite.Requester) error {
+	sess := r.GetSession()
+	if sess == nil {
+		return fmt.Errorf("store %s session: request has no session", kind)
+	}
+	sessJSON, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("store %s session: encode session: %w", kind, err)
+	}
+	data, err := json.Marshal(storedRequest{
+		ID: r.GetID(), RequestedAt: r.GetRequestedAt(),
+		RequestedScopes: r.GetRequestedScopes(), GrantedScopes: r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
+		Form: r.GetRequestForm(), Session: sessJSON,
+	})
+	if err != nil {
+		return fmt.Errorf("store %s session: encode request: %w", kind, err)
+	}
+	subject := ""
+	if s, ok := sess.(subjecter); ok {
+		subject = s.GetSubject()
+	}
+	expires := expiresAt(kind, sess, r.GetRequestedAt())
+	_, err = db.exec(ctx, `INSERT INTO oauth2_sessions
+		(kind, signature, request_id, client_id, subject, requested_at, expires_at, active, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)`,
+		kind, signature, r.GetID(), r.GetClient().GetID(), subject, utc(r.GetRequestedAt()), utc(expires), string(data))
+	if err != nil {
+		return fmt.Errorf("store %s session: %w", kind, err)
+	}
+	return nil
+}
+
+// expiresAt is when a row may be garbage-collected: the token's own expiry,
+// or a day after the request for records without one (PKCE, OIDC sessions
+// die with their code well before that).
+func expiresAt(kind string, sess fosite.Session, requested time.Time) time.Time {
+	tt := map[string]fosite.TokenType{kindCode: fosite.AuthorizeCode, kindAccess: fosite.AccessToken, kindRefresh: fosite.RefreshToken}
+	if t, ok := tt[kind]; ok {
+		if exp := sess.GetExpiresAt(t); !exp.IsZero() {
+			return exp
+		}
+	}
+	if kind == kindRefresh {
+		// A refresh token without expiry lives until revoked.
+		return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return requested.Add(24 * time.Hour)
+}
+
+// getRequest loads the request stored under (kind, signature), decoding its
+// session into sess. It returns the request even when the row is inactive,
+// together with inactiveErr, because fosite needs the request id to revoke
+// what an invalidated code or a reused refresh token issued.
+func (db *DB) getRequest(ctx context.Context, kind, signature string, sess fosite.Session, inactiveErr error) (fosite.Requester, error) {
+	var (
+		active bool
+		data   string
+		cs     clientScan
+	)
+	dest := append([]any{&active, &data}, cs.dest()...)
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT s.active, s.data, `+prefixed("c.", clientColumns)+`
+		FROM oauth2_sessions s JOIN oauth2_clients c ON c.id = s.client_id
+		WHERE s.kind = $1 AND s.signature = $2`, kind, signature).Scan(dest...)
+	if err != nil {
+		return nil, fositeNotFound(notFound(err))
+	}
+	client, err := cs.client()
+	if err != nil {
+		return nil, err
+	}
+	var sr storedRequest
+	if err := json.Unmarshal([]byte(data), &sr); err != nil {
+		return nil, fmt.Errorf("decode %s session: %w", kind, err)
+	}
+	if sess != nil {
+		if err := json.Unmarshal(sr.Session, sess); err != nil {
+			return nil, fmt.Errorf("decode %s session data: %w", kind, err)
+		}
+	}
+	req := &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
+		RequestedScope: sr.RequestedScopes, GrantedScope: sr.GrantedScopes,
+		RequestedAudience: sr.RequestedAudience, GrantedAudience: sr.GrantedAudience,
+		Form: sr.Form, Session: sess,
+	}
+	if req.Form == nil {
+		req.Form = url.Values{}
+	}
+	if !active {
+		return req, inactiveErr
+	}
+	return req, nil
+}
+
+func (db *DB) deleteRequest(ctx context.Context, kind, signature string) error {
+	if _, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE kind = $1 AND signature = $2`, kind, signature); err != nil {
+		return fmt.Errorf("delete %s session: %w", kind, err)
+	}
+	return nil
+}
+
+// fositeNotFound maps ErrNotFound to fosite.ErrNotFound, which fosite checks for.
+func fositeNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+	}
+	return err
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (db *DB) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return db.createRequest(ctx, kindCode, signature, r)
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; a used
+// code returns its request with fosite.ErrInvalidatedAuthorizeCode.
+func (db *DB) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	return db.getRequest(ctx, kindCode, signature, sess, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// It is the single-use point of an authorization code: one conditional
+// write, so of many concurrent redemptions exactly one changes the row and
+// the others get fosite.ErrInvalidatedAuthorizeCode.
+func (db *DB) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	err := db.execOne(ctx, `UPDATE oauth2_sessions SET active = FALSE
+		WHERE kind = $1 AND signature = $2 AND active`, kindCode, signature)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("invalidate code: %w", fosite.ErrInvalidatedAuthorizeCode)
+	}
+	return err
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (db *DB) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return db.createRequest(ctx, kindAccess, signature, r)
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage.
+func (db *DB) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	return db.getRequest(ctx, kindAccess, signature, sess, fosite.ErrInactiveToken)
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (db *DB) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return db.deleteRequest(ctx, kindAccess, signature)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (db *DB) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
+	return db.createRequest(ctx, kindRefresh, signature, r)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage; a rotated
+// token returns its request with fosite.ErrInactiveToken, which makes fosite
+// revoke the whole family (reuse detection).
+func (db *DB) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	return db.getRequest(ctx, kindRefresh, signature, sess, fosite.ErrInactiveToken)
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (db *DB) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return db.deleteRequest(ctx, kindRefresh, signature)
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage. The used refresh
+// token is kept but made inactive, so a later reuse is recognised; the
+// access tokens issued with it die. Deactivation is conditional: of two
+// concurrent refreshes with one token, only one rotates.
+func (db *DB) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	err := db.execOne(ctx, `UPDATE oauth2_sessions SET active = FALSE
+		WHERE kind = $1 AND signature = $2 AND request_id = $3 AND active`, kindRefresh, signature, requestID)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("rotate refresh token: %w", fosite.ErrInactiveToken)
+	}
+	if err != nil {
+		return fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return db.RevokeAccessToken(ctx, requestID)
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every
+// refresh token of the grant goes.
+func (db *DB) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return db.revokeByRequest(ctx, kindRefresh, requestID)
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage.
+func (db *DB) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return db.revokeByRequest(ctx, kindAccess, requestID)
+}
+
+func (db *DB) revokeByRequest(ctx context.Context, kind, requestID string) error {
+	if _, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE kind = $1 AND request_id = $2`, kind, requestID); err != nil {
+		return fmt.Errorf("revoke %s tokens of %s: %w", kind, requestID, err)
+	}
+	return nil
+}
+
+// RevokeUserTokens deletes every access and refresh token issued to the
+// user, for any client. An owner's reset and the end of all sessions use it;
+// tokens are opaque, so they stop working at once.
+func (db *DB) RevokeUserTokens(ctx context.Context, userID string) (int64, error) {
+	res, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE subject = $1 AND kind IN ($2, $3)`,
+		userID, kindAccess, kindRefresh)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of user %s: %w", userID, err)
+	}
+	return res.RowsAffected()
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (db *DB) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return db.createRequest(ctx, kindPKCE, signature, r)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (db *DB) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	return db.getRequest(ctx, kindPKCE, signature, sess, fosite.ErrNotFound)
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (db *DB) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return db.deleteRequest(ctx, kindPKCE, signature)
+}
+
+// codeKey is how an OpenID Connect session is keyed: fosite hands these
+// methods the authorization code itself, which must not be stored.
+func codeKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (db *DB) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return db.createRequest(ctx, kindOIDC, codeKey(code), r)
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (db *DB) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	req, err := db.getRequest(ctx, kindOIDC, codeKey(code), r.GetSession(), openid.ErrNoSessionFound)
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", openid.ErrNoSessionFound, err)
+	}
+	return req, err
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (db *DB) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return db.deleteRequest(ctx, kindOIDC, codeKey(code))
+}
+
+// DeleteExpiredOAuth2Sessions removes rows whose expiry passed before
+// cutoff and returns how many went.
+func (db *DB) DeleteExpiredOAuth2Sessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE expires_at < $1`, utc(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired oauth2 sessions: %w", err)
+	}
+	return res.RowsAffected()
+}

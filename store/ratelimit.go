@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RateLimitAttempt spends one attempt of key under schedule b at now. The
+// attempt is counted as a failure before the caller checks the secret, so
+// that many concurrent guesses cannot all slip in under the limit; the
+// caller calls ResetRateLimit when the attempt succeeds. It returns
+// ErrThrottled, changing nothing, while the key is blocked.
+//
+// It runs in one transaction that locks the key's row (PostgreSQL) or the
+// database (SQLite's immediate transactions), so counters shared by several
+// instances stay exact.
+func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
+	now = utc(now)
+	return db.InTx(ctx, func(ctx context.Context) error {
+		var failures int
+		var last, blocked time.Time
+		err := db.q(ctx).QueryRowContext(ctx, `SELECT failures, last_failure_at, blocked_until FROM rate_limits
+			WHERE key = $1`+db.dialect.forUpdate, key).Scan(&failures, &last, &blocked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			failures = 0
+		case err != nil:
+			return fmt.Errorf("rate limit %s: %w", key, err)
+		case now.Before(blocked):
+			return ErrThrottled
+		case b.Forget > 0 && now.Sub(last) > b.Forget:
+			failures = 0
+		}
+		failures++
+		until := now.Add(b.Delay(failures))
+		_, err = db.exec(ctx, `INSERT INTO rate_limits (key, failures, last_failure_at, blocked_until) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
+				last_failure_at = excluded.last_failure_at, blocked_until = excluded.blocked_until`,
+			key, failures, now, until)
+		if err != nil {
+			return fmt.Errorf("rate limit %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// RateLimitFailures returns the consecutive failures counted for key.
+func (db *DB) RateLimitFailures(ctx context.Context, key string) (int, error) {
+	var n int
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT failures FROM rate_limits WHERE key = $1`, key).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// ResetRateLimit forgets key's failures, after a successful attempt.
+func (db *DB) ResetRateLimit(ctx context.Context, key string) error {
+	if _, err := db.exec(ctx, `DELETE FROM rate_limits WHERE key = $1`, key); err != nil {
+		return fmt.Errorf("reset rate limit %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,26 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twofold-id/twofold/store"
+
+	"github.com/twofold-id/twofold/store/storetest"
+)
+
+// TestConformance runs the conformance suite on every configured backend.
+func TestConformance(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		storetest.Run(t, b.Open)
+	})
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute}
+	for failures, want := range map[int]time.Duration{0: 0, 3: 0, 4: 30 * time.Second, 5: time.Minute, 6: 2 * time.Minute, 7: 4 * time.Minute, 50: 4 * time.Minute} {
+		if got := b.Delay(failures); got != want {
+			t.Errorf("Delay(%d) = %v, want %v", failures, got, want)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/twofold-id/twofold/store"
+)
+
+// fositeClient registers a client the fosite cases use.
+func fositeClient(t *testing.T, db *store.DB) *store.Client {
+	t.Helper()
+	c := store.Client{ID: "rp", Name: "RP", RedirectURIs: []string{"https://rp.example/cb"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"}, CreatedAt: t0}
+	must(t, db.CreateClient(ctx, c), "create client")
+	return &c
+}
+
+func newSession(subject string) *openid.DefaultSession {
+	return &openid.DefaultSession{
+		Subject: subject,
+		Claims:  &jwt.IDTokenClaims{Subject: subject, AuthTime: t0, Extra: map[string]any{}},
+		Headers: &jwt.Headers{Extra: map[string]any{}},
+		ExpiresAt: map[fosite.TokenType]time.Time{
+			fosite.AuthorizeCode: t0.Add(10 * time.Minute), fosite.AccessToken: t0.Add(time.Hour),
+		},
+	}
+}
+
+func newRequest(c *store.Client, id, subject string) *fosite.Request {
+	return &fosite.Request{
+		ID: id, RequestedAt: t0, Client: c,
+		RequestedScope: fosite.Arguments{"openid", "offline_access"}, GrantedScope: fosite.Arguments{"openid", "offline_access"},
+		Form: url.Values{"redirect_uri": {"https://rp.example/cb"}}, Session: newSession(subject),
+	}
+}
+
+func testAuthorizeCode(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateAuthorizeCodeSession(ctx, "code-sig", newRequest(c, "req1", "alice")), "create code")
+
+	sess := newSession("")
+	got, err := db.GetAuthorizeCodeSession(ctx, "code-sig", sess)
+	must(t, err, "get code")
+	if got.GetID() != "req1" || got.GetClient().GetID() != "rp" || sess.Subject != "alice" ||
+		got.GetRequestForm().Get("redirect_uri") != "https://rp.example/cb" || !got.GetGrantedScopes().Has("offline_access") {
+		t.Fatalf("code session = %+v (session %+v)", got, sess)
+	}
+	if !got.GetRequestedAt().Equal(t0) {
+		t.Fatalf("requested at = %v, want %v", got.GetRequestedAt(), t0)
+	}
+
+	must(t, db.InvalidateAuthorizeCodeSession(ctx, "code-sig"), "invalidate")
+	got, err = db.GetAuthorizeCodeSession(ctx, "code-sig", newSession(""))
+	if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "req1" {
+		t.Fatalf("used code: request %v, err %v; want the request and ErrInvalidatedAuthorizeCode", got, err)
+	}
+	if err := db.InvalidateAuthorizeCodeSession(ctx, "code-sig"); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Fatalf("second invalidation: %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	if _, err := db.GetAuthorizeCodeSession(ctx, "unknown", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("unknown code: %v, want fosite.ErrNotFound", err)
+	}
+}
+
+func testAuthorizeCodeConcurrent(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateAuthorizeCodeSession(ctx, "code-sig", newRequest(c, "req1", "alice")), "create code")
+	ok, errs := concurrently(20, func(int) error { return db.InvalidateAuthorizeCodeSession(ctx, "code-sig") })
+	if ok != 1 {
+		t.Fatalf("%d of 20 concurrent invalidations succeeded, want exactly 1 (errors: %v)", ok, errs)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Fatalf("loser error = %v, want ErrInvalidatedAuthorizeCode", err)
+		}
+	}
+}
+
+func testAccessTokens(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateAccessTokenSession(ctx, "at", newRequest(c, "req1", "alice")), "create access")
+	sess := newSession("")
+	got, err := db.GetAccessTokenSession(ctx, "at", sess)
+	must(t, err, "get access")
+	if got.GetID() != "req1" || sess.GetSubject() != "alice" || !sess.GetExpiresAt(fosite.AccessToken).Equal(t0.Add(time.Hour)) {
+		t.Fatalf("access session = %+v", sess)
+	}
+	must(t, db.DeleteAccessTokenSession(ctx, "at"), "delete access")
+	if _, err := db.GetAccessTokenSession(ctx, "at", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("deleted access token: %v", err)
+	}
+}
+
+func testRefreshRotation(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateAccessTokenSession(ctx, "at1", newRequest(c, "req1", "alice")), "create access")
+	must(t, db.CreateRefreshTokenSession(ctx, "rt1", "at1", newRequest(c, "req1", "alice")), "create refresh")
+	must(t, db.RotateRefreshToken(ctx, "req1", "rt1"), "rotate")
+	// The rotated token is kept, inactive, so its reuse is recognised.
+	got, err := db.GetRefreshTokenSession(ctx, "rt1", newSession(""))
+	if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "req1" {
+		t.Fatalf("rotated refresh token: %v, %v; want request and ErrInactiveToken", got, err)
+	}
+	// Its access tokens died with it.
+	if _, err := db.GetAccessTokenSession(ctx, "at1", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("access token after rotation: %v, want not found", err)
+	}
+	if err := db.RotateRefreshToken(ctx, "req1", "rt1"); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("second rotation: %v, want ErrInactiveToken", err)
+	}
+}
+
+func testRefreshConcurrent(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateRefreshTokenSession(ctx, "rt1", "", newRequest(c, "req1", "alice")), "create refresh")
+	ok, errs := concurrently(20, func(int) error {
+		return db.InTx(ctx, func(ctx context.Context) error { return db.RotateRefreshToken(ctx, "req1", "rt1") })
+	})
+	if ok != 1 {
+		t.Fatalf("%d of 20 concurrent rotations succeeded, want 1 (%v)", ok, errs)
+	}
+}
+
+func testRevokeByRequest(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	for i, id := range []string{"req1", "req1", "req2"} {
+		must(t, db.CreateAccessTokenSession(ctx, fmt.Sprintf("at%d", i), newRequest(c, id, "alice")), "access")
+		must(t, db.CreateRefreshTokenSession(ctx, fmt.Sprintf("rt%d", i), "", newRequest(c, id, "alice")), "refresh")
+	}
+	must(t, db.RevokeAccessToken(ctx, "req1"), "revoke access")
+	must(t, db.RevokeRefreshToken(ctx, "req1"), "revoke refresh")
+	for i, wantGone := range []bool{true, true, false} {
+		_, errA := db.GetAccessTokenSession(ctx, fmt.Sprintf("at%d", i), newSession(""))
+		_, errR := db.GetRefreshTokenSession(ctx, fmt.Sprintf("rt%d", i), newSession(""))
+		if gone := errors.Is(errA, fosite.ErrNotFound) && errors.Is(errR, fosite.ErrNotFound); gone != wantGone {
+			t.Fatalf("tokens %d: gone = %v, want %v (%v, %v)", i, gone, wantGone, errA, errR)
+		}
+	}
+}
+
+func testRevokeUserTokens(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	must(t, db.CreateAccessTokenSession(ctx, "at-a", newRequest(c, "r1", "alice")), "access alice")
+	must(t, db.CreateRefreshTokenSession(ctx, "rt-a", "", newRequest(c, "r1", "alice")), "refresh alice")
+	must(t, db.CreateAccessTokenSession(ctx, "at-b", newRequest(c, "r2", "bob")), "access bob")
+	n, err := db.RevokeUserTokens(ctx, "alice")
+	must(t, err, "revoke alice")
+	if n != 2 {
+		t.Fatalf("revoked %d tokens, want 2", n)
+	}
+	if _, err := db.GetAccessTokenSession(ctx, "at-b", newSession("")); err != nil {
+		t.Fatalf("bob's token was touched: %v", err)
+	}
+}
+
+func testPKCEAndOIDC(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	r := newRequest(c, "req1", "alice")
+	r.Form.Set("code_challenge", "abc")
+	must(t, db.CreatePKCERequestSession(ctx, "sig", r), "create pkce")
+	got, err := db.GetPKCERequestSession(ctx, "sig", newSession(""))
+	must(t, err, "get pkce")
+	if got.GetRequestForm().Get("code_challenge") != "abc" {
+		t.Fatalf("pkce form = %v", got.GetRequestForm())
+	}
+	must(t, db.DeletePKCERequestSession(ctx, "sig"), "delete pkce")
+	if _, err := db.GetPKCERequestSession(ctx, "sig", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("deleted pkce: %v", err)
+	}
+
+	r.Form.Set("nonce", "n-0S6_WzA2Mj")
+	must(t, db.CreateOpenIDConnectSession(ctx, "the-code", r), "create oidc")
+	holder := &fosite.Request{Session: newSession("")}
+	got, err = db.GetOpenIDConnectSession(ctx, "the-code", holder)
+	must(t, err, "get oidc")
+	if got.GetRequestForm().Get("nonce") != "n-0S6_WzA2Mj" || got.GetSession().(*openid.DefaultSession).Subject != "alice" {
+		t.Fatalf("oidc session = %+v", got)
+	}
+	must(t, db.DeleteOpenIDConnectSession(ctx, "the-code"), "delete oidc")
+	if _, err := db.GetOpenIDConnectSession(ctx, "the-code", holder); !errors.Is(err, openid.ErrNoSessionFound) {
+		t.Fatalf("deleted oidc session: %v, want ErrNoSessionFound", err)
+	}
+}
+
+func testTransactions(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	txCtx, err := db.BeginTX(ctx)
+	must(t, err, "begin")
+	must(t, db.CreateAccessTokenSession(txCtx, "rolled-back", newRequest(c, "r1", "alice")), "create in tx")
+	must(t, db.Rollback(txCtx), "rollback")
+	if _, err := db.GetAccessTokenSession(ctx, "rolled-back", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("rolled-back write is visible: %v", err)
+	}
+
+	txCtx, err = db.BeginTX(ctx)
+	must(t, err, "begin")
+	must(t, db.CreateAccessTokenSession(txCtx, "committed", newRequest(c, "r2", "alice")), "create in tx")
+	must(t, db.Commit(txCtx), "commit")
+	if _, err := db.GetAccessTokenSession(ctx, "committed", newSession("")); err != nil {
+		t.Fatalf("committed write is missing: %v", err)
+	}
+
+	// InTx rolls back on error.
+	boom := errors.New("boom")
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		if err := db.CreateAccessTokenSession(ctx, "in-tx", newRequest(c, "r3", "alice")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("InTx error = %v", err)
+	}
+	if _, err := db.GetAccessTokenSession(ctx, "in-tx", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("InTx write survived its error: %v", err)
+	}
+}
