@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-const flowColumns = `id, binding_hash, client_id, query, requested_at, expires_at, user_id, amr, auth_time, granted_scopes`
+const flowColumns = `id, binding_hash, client_id, query, requested_at, expires_at, user_id, amr, auth_time, granted_scopes, denied`
 
 // CreateLoginFlow inserts f.
 func (db *DB) CreateLoginFlow(ctx context.Context, f LoginFlow) error {
-	_, err := db.exec(ctx, `INSERT INTO login_flows (`+flowColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		f.ID, f.BindingHash, f.ClientID, f.Query, utc(f.RequestedAt), utc(f.ExpiresAt),
-		nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes))
+	_, err := db.exec(ctx, `INSERT INTO login_flows (`+flowColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		f.ID, f.BindingHash, nullString(f.ClientID), f.Query, utc(f.RequestedAt), utc(f.ExpiresAt),
+		nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes), f.Denied)
 	if err != nil {
 		return fmt.Errorf("create login flow: %w", err)
 	}
@@ -28,14 +28,15 @@ func (db *DB) GetLoginFlow(ctx context.Context, id string, now time.Time) (Login
 		amr      string
 		authTime sql.NullTime
 		granted  sql.NullString
+		clientID sql.NullString
 	)
 	err := db.q(ctx).QueryRowContext(ctx, `SELECT `+flowColumns+` FROM login_flows WHERE id = $1 AND expires_at > $2`,
-		id, utc(now)).Scan(&f.ID, &f.BindingHash, &f.ClientID, &f.Query, &f.RequestedAt, &f.ExpiresAt,
-		&userID, &amr, &authTime, &granted)
+		id, utc(now)).Scan(&f.ID, &f.BindingHash, &clientID, &f.Query, &f.RequestedAt, &f.ExpiresAt,
+		&userID, &amr, &authTime, &granted, &f.Denied)
 	if err != nil {
 		return LoginFlow{}, fmt.Errorf("get login flow: %w", notFound(err))
 	}
-	f.UserID, f.AuthTime = userID.String, authTime.Time
+	f.UserID, f.AuthTime, f.ClientID = userID.String, authTime.Time, clientID.String
 	if f.AMR, err = parseList(amr); err != nil {
 		return LoginFlow{}, fmt.Errorf("login flow amr: %w", err)
 	}
@@ -51,9 +52,9 @@ func (db *DB) GetLoginFlow(ctx context.Context, id string, now time.Time) (Login
 // how, and the granted scopes. It fails with ErrNotFound once the flow has
 // expired or been consumed.
 func (db *DB) UpdateLoginFlow(ctx context.Context, f LoginFlow, now time.Time) error {
-	err := db.execOne(ctx, `UPDATE login_flows SET user_id = $2, amr = $3, auth_time = $4, granted_scopes = $5
-		WHERE id = $1 AND expires_at > $6`,
-		f.ID, nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes), utc(now))
+	err := db.execOne(ctx, `UPDATE login_flows SET user_id = $2, amr = $3, auth_time = $4, granted_scopes = $5, denied = $6
+		WHERE id = $1 AND expires_at > $7`,
+		f.ID, nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes), f.Denied, utc(now))
 	if err != nil {
 		return fmt.Errorf("update login flow: %w", err)
 	}

@@ -25,10 +25,10 @@ func (db *DB) CreateSigningKey(ctx context.Context, k SigningKey) error {
 }
 
 // ListSigningKeys returns the active keys and those retired after
-// retiredAfter (still published), newest first.
+// retiredAfter (still published): the active key first, then newest first.
 func (db *DB) ListSigningKeys(ctx context.Context, retiredAfter time.Time) ([]SigningKey, error) {
 	rows, err := db.q(ctx).QueryContext(ctx, `SELECT kid, alg, sealed_key, created_at, retired_at FROM signing_keys
-		WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid`, utc(retiredAfter))
+		WHERE retired_at IS NULL OR retired_at > $1 ORDER BY (retired_at IS NOT NULL), created_at DESC, kid`, utc(retiredAfter))
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}

@@ -57,6 +57,16 @@ func (db *DB) RateLimitFailures(ctx context.Context, key string) (int, error) {
 	return n, err
 }
 
+// RefundRateLimit takes back one attempt counted by RateLimitAttempt, for
+// keys that count failures only (a client address) when the attempt turned
+// out to be a success.
+func (db *DB) RefundRateLimit(ctx context.Context, key string) error {
+	if _, err := db.exec(ctx, `UPDATE rate_limits SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key); err != nil {
+		return fmt.Errorf("refund rate limit %s: %w", key, err)
+	}
+	return nil
+}
+
 // ResetRateLimit forgets key's failures, after a successful attempt.
 func (db *DB) ResetRateLimit(ctx context.Context, key string) error {
 	if _, err := db.exec(ctx, `DELETE FROM rate_limits WHERE key = $1`, key); err != nil {

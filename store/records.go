@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -87,7 +89,8 @@ type Client struct {
 type LoginFlow struct {
 	ID          string
 	BindingHash []byte
-	ClientID    string
+	// ClientID is empty for a sign-in to twofold itself (settings pages).
+	ClientID string
 	// Query is the original authorize request's query string; the request
 	// is re-read from here, never from the browser, when the flow finishes.
 	Query       string
@@ -100,6 +103,9 @@ type LoginFlow struct {
 	AuthTime time.Time
 	// GrantedScopes is nil until the consent step is done.
 	GrantedScopes []string
+	// Denied records that the user refused consent; the client gets
+	// access_denied.
+	Denied bool
 }
 
 // BrowserSession is a signed-in browser. Only a hash of its id is stored.
@@ -155,8 +161,18 @@ type Mail struct {
 	NextAttemptAt time.Time
 	Attempts      int
 	SentAt        time.Time // zero while pending
+	FailedAt      time.Time // set when delivery was given up
 	LastError     string
 }
+
+// LogValue keeps a message's bodies and recipient out of logs: they carry
+// reset links and personal data.
+func (m Mail) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("id", m.ID), slog.Int("attempts", m.Attempts))
+}
+
+// String is LogValue for fmt: printing a Mail never prints its bodies.
+func (m Mail) String() string { return fmt.Sprintf("mail %d (attempt %d)", m.ID, m.Attempts) }
 
 // Backoff is a growing-delay schedule for a rate-limit key: the first Free
 // failures cost nothing, then each further failure blocks the key for Base,

@@ -123,6 +123,13 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
+		// Create the file owner-only before SQLite does (its WAL and shared
+		// memory files inherit the mode): it holds password hashes.
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create database file: %w", err)
+		}
+		f.Close()
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")

@@ -1,6 +1,10 @@
 package store_test
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +25,19 @@ func TestBackoffDelay(t *testing.T) {
 	for failures, want := range map[int]time.Duration{0: 0, 3: 0, 4: 30 * time.Second, 5: time.Minute, 6: 2 * time.Minute, 7: 4 * time.Minute, 50: 4 * time.Minute} {
 		if got := b.Delay(failures); got != want {
 			t.Errorf("Delay(%d) = %v, want %v", failures, got, want)
+		}
+	}
+}
+
+// TestMailNeverPrintsBodies: a message logged or printed by mistake shows
+// no body, subject or recipient.
+func TestMailNeverPrintsBodies(t *testing.T) {
+	m := store.Mail{ID: 7, Recipient: "ada@example.com", Subject: "Reset", Text: "https://id/reset/SECRET", HTML: "SECRET"}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "mail", m)
+	for _, out := range []string{buf.String(), fmt.Sprint(m), fmt.Sprintf("%v %+v", m, m)} {
+		if strings.Contains(out, "SECRET") || strings.Contains(out, "ada@") || strings.Contains(out, "Reset") {
+			t.Fatalf("mail printed its contents: %s", out)
 		}
 	}
 }

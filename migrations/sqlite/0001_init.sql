@@ -65,14 +65,16 @@ CREATE INDEX oauth2_sessions_expires ON oauth2_sessions (expires_at);
 CREATE TABLE login_flows (
     id             TEXT PRIMARY KEY,
     binding_hash   BLOB NOT NULL,
-    client_id      TEXT NOT NULL REFERENCES oauth2_clients (id) ON DELETE CASCADE,
+    -- NULL for a sign-in to twofold itself (settings pages), not for a client.
+    client_id      TEXT REFERENCES oauth2_clients (id) ON DELETE CASCADE,
     query          TEXT NOT NULL,
     requested_at   TIMESTAMP NOT NULL,
     expires_at     TIMESTAMP NOT NULL,
     user_id        TEXT REFERENCES users (id) ON DELETE CASCADE,
     amr            TEXT NOT NULL DEFAULT '[]',
     auth_time      TIMESTAMP,
-    granted_scopes TEXT
+    granted_scopes TEXT,
+    denied         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX login_flows_expires ON login_flows (expires_at);
 
@@ -125,12 +127,16 @@ CREATE TABLE mail_outbox (
     text_body       TEXT NOT NULL,
     html_body       TEXT NOT NULL,
     created_at      TIMESTAMP NOT NULL,
+    -- When the message is next due; while a worker holds it, the end of
+    -- that worker's lease. attempts counts claims and fences each lease.
     next_attempt_at TIMESTAMP NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     sent_at         TIMESTAMP,
+    -- Set when delivery was given up; last_error says why.
+    failed_at       TIMESTAMP,
     last_error      TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX mail_outbox_pending ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL;
+CREATE INDEX mail_outbox_pending ON mail_outbox (next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
 
 CREATE TABLE rate_limits (
     key             TEXT PRIMARY KEY,

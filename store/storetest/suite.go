@@ -41,6 +41,11 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"RateLimit", testRateLimit},
 		{"RateLimitConcurrent", testRateLimitConcurrent},
 		{"Outbox", testOutbox},
+		{"OutboxOrder", testOutboxOrder},
+		{"OutboxLeaseExpiry", testOutboxLeaseExpiry},
+		{"OutboxGiveUp", testOutboxGiveUp},
+		{"OutboxClaimHoldsNoLock", testOutboxClaimHoldsNoLock},
+		{"OutboxConcurrentClaimOne", testOutboxConcurrentClaimOne},
 		{"OutboxConcurrentWorkers", testOutboxConcurrent},
 	}
 	for _, tc := range tests {
