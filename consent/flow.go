@@ -1,0 +1,227 @@
+package consent
+
+import (
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/twofold-id/twofold/store"
+)
+
+var _ interface {
+	Authorize(http.ResponseWriter, *http.Request, fosite.AuthorizeRequester, *store.Client) (*store.LoginFlow, error)
+	Resume(http.ResponseWriter, *http.Request, string) (*store.LoginFlow, error)
+} = (*Handler)(nil)
+
+// Authorize implements provider.Interaction. It returns a finished flow
+// (not stored) when the browser's session is good enough for the request
+// and the user's consent covers it; otherwise it stores a flow, sends the
+// browser to the dispatcher and returns nil. With prompt=none it never
+// shows a page: it returns login_required or consent_required instead.
+func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, error) {
+	ctx := r.Context()
+	now := h.Now()
+	form := ar.GetRequestForm()
+	prompt := promptValues(form)
+
+	sess, user, err := h.currentUser(r)
+	if err != nil {
+		return nil, err
+	}
+	needLogin := user == nil || prompt["login"] || maxAgeExceeded(form, sess.AuthTime, now) ||
+		!hintMatches(form.Get("login_hint"), user.Email)
+	if needLogin && prompt["none"] {
+		return nil, fosite.ErrLoginRequired.WithHint("The user must sign in.")
+	}
+	flow := store.LoginFlow{ClientID: client.ID, Query: form.Encode(), RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
+	if !needLogin {
+		flow.UserID, flow.AMR, flow.AuthTime = user.ID, sess.AMR, sess.AuthTime
+		need, err := h.needConsent(r, client, user.ID, ar.GetRequestedScopes(), prompt)
+		if err != nil {
+			return nil, err
+		}
+		if !need {
+			flow.GrantedScopes = ar.GetRequestedScopes()
+			return &flow, nil
+		}
+		if prompt["none"] {
+			return nil, fosite.ErrConsentRequired.WithHint("The user must consent.")
+		}
+	}
+	flow.ID, flow.BindingHash = rand.Text(), h.binding(w, r)
+	if err := h.Store.CreateLoginFlow(ctx, flow); err != nil {
+		return nil, err
+	}
+	http.Redirect(w, r, continueURL(flow.ID), http.StatusSeeOther)
+	return nil, nil
+}
+
+// Resume implements provider.Interaction: it consumes a finished flow of
+// this browser. Consumption is a conditional delete, so a flow yields at
+// most one authorization code however often its URL is replayed.
+func (h *Handler) Resume(w http.ResponseWriter, r *http.Request, id string) (*store.LoginFlow, error) {
+	f, err := h.loadFlow(r, id)
+	if err != nil {
+		return nil, err
+	}
+	if f.UserID == "" || f.ClientID == "" || (f.GrantedScopes == nil && !f.Denied) {
+		return nil, errors.New("login flow is not finished")
+	}
+	if err := h.Store.ConsumeLoginFlow(r.Context(), id, h.Now()); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// handleContinue is the dispatcher: it sends the browser to the flow's next
+// step, or back to the authorization endpoint when every step is done.
+func (h *Handler) handleContinue(w http.ResponseWriter, r *http.Request) {
+	f, err := h.loadFlow(r, r.URL.Query().Get("flow"))
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	next, err := h.nextStep(r, &f)
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// nextStep decides where flow f goes now.
+func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) {
+	switch {
+	case f.UserID == "":
+		return "/login?flow=" + f.ID, nil
+	case f.ClientID == "":
+		// A sign-in to twofold itself ends at its return path.
+		if err := h.Store.ConsumeLoginFlow(r.Context(), f.ID, h.Now()); err != nil {
+			return "", err
+		}
+		return localReturn(f.Query), nil
+	case f.GrantedScopes == nil && !f.Denied:
+		client, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
+		if err != nil {
+			return "", err
+		}
+		q, _ := url.ParseQuery(f.Query)
+		requested := scopeList(q)
+		need, err := h.needConsent(r, client, f.UserID, requested, promptValues(q))
+		if err != nil {
+			return "", err
+		}
+		if need {
+			return "/consent?flow=" + f.ID, nil
+		}
+		f.GrantedScopes = requested
+		if err := h.Store.UpdateLoginFlow(r.Context(), *f, h.Now()); err != nil {
+			return "", err
+		}
+	}
+	return "/oauth2/auth?flow=" + f.ID, nil
+}
+
+// needConsent reports whether the user must be asked: never for a
+// first-party client, always for prompt=consent, otherwise unless an
+// earlier grant covers every requested scope.
+func (h *Handler) needConsent(r *http.Request, client *store.Client, userID string, requested []string, prompt map[string]bool) (bool, error) {
+	if client.SkipConsent {
+		return false, nil
+	}
+	if prompt["consent"] {
+		return true, nil
+	}
+	g, err := h.Store.GetConsentGrant(r.Context(), userID, client.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, s := range requested {
+		if !slices.Contains(g.Scopes, s) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// currentUser returns the browser's session and its user, or nils when
+// the browser is not signed in (or its user may not use a session).
+func (h *Handler) currentUser(r *http.Request) (store.BrowserSession, *store.User, error) {
+	sess, err := h.Sessions.Current(r)
+	if errors.Is(err, store.ErrNotFound) {
+		return sess, nil, nil
+	}
+	if err != nil {
+		return sess, nil, err
+	}
+	user, err := h.Store.GetUser(r.Context(), sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return sess, nil, nil
+	}
+	if err != nil {
+		return sess, nil, err
+	}
+	// A reset invalidates sessions as it happens; this is the second lock.
+	if user.MFAState != store.MFANone {
+		return sess, nil, nil
+	}
+	return sess, &user, nil
+}
+
+func (h *Handler) flowLifetime() time.Duration {
+	if h.FlowLifetime > 0 {
+		return h.FlowLifetime
+	}
+	return 15 * time.Minute
+}
+
+func promptValues(q url.Values) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range strings.Fields(q.Get("prompt")) {
+		m[p] = true
+	}
+	return m
+}
+
+func scopeList(q url.Values) []string { return strings.Fields(q.Get("scope")) }
+
+// maxAgeExceeded reports whether the request's max_age rules out a sign-in
+// at authTime. max_age=0 always does.
+func maxAgeExceeded(q url.Values, authTime, now time.Time) bool {
+	raw := q.Get("max_age")
+	if raw == "" {
+		return false
+	}
+	secs, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || secs < 0 {
+		return false // fosite has refused a malformed value already
+	}
+	return now.Sub(authTime) > time.Duration(secs)*time.Second || secs == 0
+}
+
+// hintMatches reports whether a login_hint is compatible with the signed-in
+// email: a hint naming someone else means the user wants to switch accounts.
+func hintMatches(hint, email string) bool {
+	return hint == "" || store.NormalizeEmail(hint) == email
+}
+
+// localReturn is the return path of a local sign-in, limited to paths on
+// this host so it cannot become an open redirect.
+func localReturn(query string) string {
+	q, _ := url.ParseQuery(query)
+	p := q.Get("return")
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "/"
+	}
+	return p
+}

@@ -1,0 +1,164 @@
+package consent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/twofold-id/twofold/session"
+	"github.com/twofold-id/twofold/store"
+	"github.com/twofold-id/twofold/templates"
+	"github.com/twofold-id/twofold/web"
+)
+
+// Store is what the browser flow needs of the store.
+type Store interface {
+	GetOAuthClient(ctx context.Context, id string) (*store.Client, error)
+	GetUser(ctx context.Context, id string) (store.User, error)
+	GetUserByEmail(ctx context.Context, email string) (store.User, error)
+	RecordLogin(ctx context.Context, id string, at time.Time) error
+	CreateLoginFlow(ctx context.Context, f store.LoginFlow) error
+	GetLoginFlow(ctx context.Context, id string, now time.Time) (store.LoginFlow, error)
+	UpdateLoginFlow(ctx context.Context, f store.LoginFlow, now time.Time) error
+	ConsumeLoginFlow(ctx context.Context, id string, now time.Time) error
+	GetConsentGrant(ctx context.Context, userID, clientID string) (store.ConsentGrant, error)
+	PutConsentGrant(ctx context.Context, g store.ConsentGrant) error
+	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
+	RefundRateLimit(ctx context.Context, key string) error
+	ResetRateLimit(ctx context.Context, key string) error
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Passwords verifies user passwords (package password).
+type Passwords interface {
+	Verify(ctx context.Context, encoded, password string) error
+}
+
+// Handler serves the sign-in, consent and sign-out pages.
+type Handler struct {
+	Store     Store
+	Passwords Passwords
+	Sessions  *session.Manager
+	Templates *templates.Set
+	Cookies   web.Cookies
+	ClientIP  web.ClientIP
+	Now       func() time.Time
+	// FlowLifetime is how long a sign-in may take (default 15 minutes).
+	FlowLifetime time.Duration
+	// AccountLimit throttles password attempts per account,
+	// AddressLimit per client address.
+	AccountLimit, AddressLimit store.Backoff
+}
+
+// Default password throttles. Per account: 5 free failures, then 30 s
+// doubling to 15 min, forgotten after a quiet day. Per address: 30 free,
+// then 1 s doubling to 5 min, forgotten after a quiet hour (generous, so a
+// shared NAT is not locked out by one user's typos).
+var (
+	DefaultAccountLimit = store.Backoff{Free: 5, Base: 30 * time.Second, Max: 15 * time.Minute, Forget: 24 * time.Hour}
+	DefaultAddressLimit = store.Backoff{Free: 30, Base: time.Second, Max: 5 * time.Minute, Forget: time.Hour}
+)
+
+// Mount registers the routes. Every page is no-store and every POST is
+// refused cross-origin.
+func (h *Handler) Mount(r *mux.Router) {
+	pages := r.NewRoute().Subrouter()
+	pages.Use(web.NoStore, web.CrossOrigin)
+	pages.HandleFunc("/", h.handleHome).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/login", h.handleLoginPage).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/login", h.handleLogin).Methods(http.MethodPost)
+	pages.HandleFunc("/login/continue", h.handleContinue).Methods(http.MethodGet)
+	pages.HandleFunc("/consent", h.handleConsentPage).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/consent", h.handleConsent).Methods(http.MethodPost)
+	pages.HandleFunc("/logout", h.handleLogoutPage).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/logout", h.handleLogout).Methods(http.MethodPost)
+}
+
+// deviceCookie binds login flows to the browser that started them.
+const deviceCookie = "twofold_device"
+
+// binding returns the hash of the browser's device cookie, setting one if
+// there is none.
+func (h *Handler) binding(w http.ResponseWriter, r *http.Request) []byte {
+	id := h.Cookies.Get(r, deviceCookie)
+	if len(id) < 26 {
+		id = rand.Text()
+		h.Cookies.Set(w, deviceCookie, id, 0)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return sum[:]
+}
+
+// errFlowNotHere is a flow that is missing, expired, or bound to another browser.
+var errFlowNotHere = errors.New("login flow missing, expired or bound to another browser")
+
+// loadFlow returns the flow id if it is alive and bound to this browser.
+func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) {
+	if id == "" || len(id) > 64 {
+		return store.LoginFlow{}, errFlowNotHere
+	}
+	f, err := h.Store.GetLoginFlow(r.Context(), id, h.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.LoginFlow{}, errFlowNotHere
+	}
+	if err != nil {
+		return store.LoginFlow{}, err
+	}
+	device := h.Cookies.Get(r, deviceCookie)
+	sum := sha256.Sum256([]byte(device))
+	if device == "" || subtle.ConstantTimeCompare(sum[:], f.BindingHash) != 1 {
+		return store.LoginFlow{}, errFlowNotHere
+	}
+	return f, nil
+}
+
+// flowError answers a request whose flow cannot continue.
+func (h *Handler) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errFlowNotHere) {
+		h.errorPage(w, r, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired, was completed, or was started in another browser. Return to the application and sign in again.", nil)
+		return
+	}
+	h.internalError(w, r, err)
+}
+
+// internalError is the page for a failure that is not the user's doing.
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	h.errorPage(w, r, http.StatusServiceUnavailable, "Something went wrong",
+		"Sign-in is unavailable right now. Please try again in a moment.", err)
+}
+
+// errorPage renders a plain error; the cause goes to the log only.
+func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, cause error) {
+	log := web.Logger(r.Context())
+	if cause != nil {
+		log.Error(title, "err", cause)
+	}
+	h.render(w, r, status, "error", struct{ Title, Message, RequestID string }{title, message, web.RequestID(r.Context())})
+}
+
+// render renders a page, falling back to a plain error if it cannot.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	if err := h.Templates.Render(w, status, page, data); err != nil {
+		web.Logger(r.Context()).Error("render page", "page", page, "err", err)
+		web.PlainError(w, http.StatusInternalServerError)
+	}
+}
+
+// audit writes an audit event; a failure is logged, not shown.
+func (h *Handler) audit(r *http.Request, kind, targetID string, details map[string]string) {
+	err := h.Store.AppendAudit(r.Context(), store.AuditEvent{At: h.Now(), Kind: kind, TargetID: targetID, ActorID: targetID,
+		ClientAddr: h.ClientIP.Of(r), Details: details})
+	if err != nil {
+		web.Logger(r.Context()).Error("audit", "kind", kind, "err", err)
+	}
+}
+
+// continueURL is the dispatcher's address for flow id.
+func continueURL(id string) string { return "/login/continue?flow=" + id }

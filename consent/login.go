@@ -1,0 +1,169 @@
+package consent
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/twofold-id/twofold/password"
+	"github.com/twofold-id/twofold/store"
+	"github.com/twofold-id/twofold/web"
+)
+
+// loginPage is the data of pages/login.html.
+type loginPage struct {
+	FlowID     string
+	ClientName string
+	Email      string
+	Error      string
+	Notice     string
+}
+
+// Messages shown on the sign-in page. One message covers an unknown email
+// and a wrong password, so the page never reveals who has an account.
+const (
+	msgBadCredentials = "Incorrect email or password."
+	msgThrottled      = "Too many attempts. Wait a few minutes, then try again."
+)
+
+// handleLoginPage shows the sign-in form of a flow. Without a flow it
+// starts a sign-in to twofold itself, returning to ?return= afterwards.
+func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("flow")
+	if id == "" {
+		h.startLocalFlow(w, r)
+		return
+	}
+	f, err := h.loadFlow(r, id)
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	if f.UserID != "" {
+		http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+		return
+	}
+	page := loginPage{FlowID: f.ID}
+	if f.ClientID != "" {
+		q, _ := url.ParseQuery(f.Query)
+		page.Email = q.Get("login_hint")
+		if c, err := h.Store.GetOAuthClient(r.Context(), f.ClientID); err == nil {
+			page.ClientName = c.Name
+		}
+	}
+	h.render(w, r, http.StatusOK, "login", page)
+}
+
+// startLocalFlow creates a flow that signs in to twofold itself.
+func (h *Handler) startLocalFlow(w http.ResponseWriter, r *http.Request) {
+	now := h.Now()
+	f := store.LoginFlow{ID: rand.Text(), BindingHash: h.binding(w, r),
+		Query:       url.Values{"return": {localReturn("return=" + url.QueryEscape(r.URL.Query().Get("return")))}}.Encode(),
+		RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
+	if err := h.Store.CreateLoginFlow(r.Context(), f); err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/login?flow="+f.ID, http.StatusSeeOther)
+}
+
+// handleLogin checks an email and password.
+//
+// Both the address and the account are throttled before the password is
+// looked at, and the attempt is counted up front (store.RateLimitAttempt),
+// so parallel guesses cannot all slip under the limit. An unknown email
+// costs the same argon2id work as a known one and gets the same message.
+func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !web.ParseForm(w, r) {
+		return
+	}
+	ctx := r.Context()
+	f, err := h.loadFlow(r, r.PostForm.Get("flow"))
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	email := store.NormalizeEmail(r.PostForm.Get("email"))
+	page := loginPage{FlowID: f.ID, Email: email}
+	if email == "" || r.PostForm.Get("password") == "" {
+		page.Error = "Enter your email and password."
+		h.render(w, r, http.StatusBadRequest, "login", page)
+		return
+	}
+	now := h.Now()
+	addrKey, acctKey := "pwd-addr:"+h.ClientIP.Of(r), "pwd-acct:"+digest(email)
+	err = h.Store.RateLimitAttempt(ctx, addrKey, h.AddressLimit, now)
+	if err == nil {
+		err = h.Store.RateLimitAttempt(ctx, acctKey, h.AccountLimit, now)
+	}
+	if errors.Is(err, store.ErrThrottled) {
+		h.audit(r, "login.throttled", "", map[string]string{"reason": "password"})
+		page.Error = msgThrottled
+		h.render(w, r, http.StatusTooManyRequests, "login", page)
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+
+	user, err := h.Store.GetUserByEmail(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.internalError(w, r, err)
+		return
+	}
+	// user.PasswordHash is "" for an unknown email: Verify then spends the
+	// same work on a dummy hash and fails.
+	if err := h.Passwords.Verify(ctx, user.PasswordHash, r.PostForm.Get("password")); err != nil {
+		if !errors.Is(err, password.ErrMismatch) {
+			h.internalError(w, r, err)
+			return
+		}
+		h.audit(r, "login.failed", user.ID, map[string]string{"factor": "password"})
+		page.Error = msgBadCredentials
+		h.render(w, r, http.StatusUnauthorized, "login", page)
+		return
+	}
+	if err := errors.Join(h.Store.ResetRateLimit(ctx, acctKey), h.Store.RefundRateLimit(ctx, addrKey)); err != nil {
+		web.Logger(ctx).Error("reset password throttle", "err", err)
+	}
+	h.passwordVerified(w, r, f, user)
+}
+
+// passwordVerified moves the flow on after a correct password.
+func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User) {
+	ctx := r.Context()
+	if user.MFAState == store.MFAResetPending {
+		// While an owner's reset is pending, a password alone never yields
+		// a session: the emailed link must be used first.
+		h.errorPage(w, r, http.StatusForbidden, "Check your email",
+			"Your two-factor authentication was reset by an owner of your organization. Open the link in the email we sent you to continue. If the link has expired, ask an owner to send a new one.", nil)
+		return
+	}
+	now := h.Now()
+	amr := []string{"pwd"}
+	// The session id changes here: whatever id the browser had before
+	// signing in is discarded.
+	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	f.UserID, f.AMR, f.AuthTime = user.ID, amr, now
+	if err := h.Store.UpdateLoginFlow(ctx, f, now); err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	if err := h.Store.RecordLogin(ctx, user.ID, now); err != nil {
+		web.Logger(ctx).Error("record login", "err", err)
+	}
+	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+}
+
+// digest keys rate limits by email without storing emails that may not
+// belong to anyone.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
