@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var updateDocs = os.Getenv("UPDATE_DOCS") != ""
+
+// configReference renders docs/configuration.md from Config's tags.
+func configReference() []byte {
+	var b bytes.Buffer
+	b.WriteString("# Configuration reference\n\n")
+	b.WriteString("Generated from the `Config` struct in `cmd/twofold/config.go` by `UPDATE_DOCS=1 go test ./cmd/twofold -run TestConfigReference`;\n")
+	b.WriteString("a test fails when the two disagree.\n\n")
+	b.WriteString("Every setting can be given in the YAML file passed with `--config FILE` or as an environment variable;\n")
+	b.WriteString("the environment wins over the file, the file over the default. Durations are written like `15m`, `2h`, `720h`.\n")
+	b.WriteString("Invalid settings are all reported at once and twofold exits with status 1.\n\n")
+	b.WriteString("| YAML key | Environment variable | Default | Meaning |\n|---|---|---|---|\n")
+	var c Config
+	c.fields(func(f reflect.StructField, _ reflect.Value) {
+		def := f.Tag.Get("default")
+		if def == "" {
+			def = "(none)"
+		}
+		desc := f.Tag.Get("desc")
+		if f.Tag.Get("secret") == "true" {
+			desc += " Secret: prefer the environment or a file readable only by twofold."
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` | %s |\n", f.Tag.Get("yaml"), f.Tag.Get("env"), def, desc)
+	})
+	b.WriteString("\n## Example `twofold.yaml`\n\n```yaml\n")
+	c.fields(func(f reflect.StructField, v reflect.Value) {
+		def := f.Tag.Get("default")
+		if f.Type == reflect.TypeOf(time.Duration(0)) || def == "" {
+			fmt.Fprintf(&b, "# %s: %s\n", f.Tag.Get("yaml"), quoteYAML(def))
+			return
+		}
+		fmt.Fprintf(&b, "%s: %s\n", f.Tag.Get("yaml"), quoteYAML(def))
+	})
+	b.WriteString("```\n")
+	return b.Bytes()
+}
+
+func quoteYAML(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// TestConfigReference keeps docs/configuration.md in step with Config.
+func TestConfigReference(t *testing.T) {
+	const path = "../../docs/configuration.md"
+	got := configReference()
+	if updateDocs {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("docs/configuration.md is out of date: run UPDATE_DOCS=1 go test ./cmd/twofold -run TestConfigReference")
+	}
+}

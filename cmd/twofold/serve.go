@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// cmdServe runs the server until SIGINT or SIGTERM.
+func cmdServe(ctx context.Context, e env, args []string) error {
+	f := newFlags("serve", e)
+	dev := f.Bool("dev", false, "development mode: generated secret key under data_dir, demo data, /demo and /dev/mail")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, e, f.config, *dev)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	srv, err := buildServer(ctx, a)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if srv.demo != nil {
+		startDev(e, a, srv.demo)
+	}
+	return serveHTTP(ctx, a, srv, ln)
+}
+
+// serveHTTP serves on ln with sane timeouts, runs the background loops, and
+// shuts down gracefully when ctx ends: in-flight requests get 15 seconds.
+func serveHTTP(ctx context.Context, a *app, srv *server, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           srv.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          nil,
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.keys.RefreshEvery(bg, 10*time.Second) })
+	wg.Go(func() { cleanupEvery(bg, a, 10*time.Minute) })
+	if srv.worker != nil {
+		wg.Go(func() {
+			if err := srv.worker.Run(bg); err != nil {
+				a.log.Error("mail delivery stopped", "err", err)
+			}
+		})
+	}
+	defer func() { stopBG(); wg.Wait() }()
+
+	a.log.Info("twofold listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "database", a.db.Dialect())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// cleanupEvery deletes expired flows, sessions and tokens every d.
+func cleanupEvery(ctx context.Context, a *app, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.db.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				a.log.Warn("delete expired records", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/twofold-id/twofold/consent"
+	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/password"
+	"github.com/twofold-id/twofold/provider"
+	"github.com/twofold-id/twofold/session"
+	"github.com/twofold-id/twofold/templates"
+	"github.com/twofold-id/twofold/web"
+)
+
+// maxBody caps request bodies; no form or token request comes near it.
+const maxBody = 64 << 10
+
+// server is the wired HTTP application and what runs beside it.
+type server struct {
+	handler   http.Handler
+	keys      *provider.Keyring
+	passwords *password.Hasher
+	templates *templates.Set
+	mailer    *mail.Mailer
+	// worker delivers the outbox; nil without an SMTP server.
+	worker *mail.Worker
+	demo   *demoData // development mode only
+}
+
+// buildServer wires every handler from its explicit dependencies. It is the
+// only place that knows how the packages fit together.
+func buildServer(ctx context.Context, a *app) (*server, error) {
+	cfg := a.cfg
+	now := time.Now
+	tmpl, err := templates.Load(templates.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, AccentColor: cfg.BrandColor}, cfg.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	keys := &provider.Keyring{Store: a.db, Sealer: a.sealer, Now: now, Retain: cfg.IDTokenLifespan, Log: a.log}
+	if err := keys.Load(ctx); err != nil {
+		return nil, err
+	}
+	issuer := cfg.issuerURL()
+	cookies := web.NewCookies(issuer)
+	proxies, _ := cfg.trustedProxies() // validated
+	clientIP := web.ClientIP{Trusted: proxies}
+	passwords := password.New(a.passwordParams, 0)
+	sessions := &session.Manager{Store: a.db, Cookies: cookies, Now: now, Idle: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge}
+
+	flows := &consent.Handler{
+		Store: a.db, Passwords: passwords, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
+		FlowLifetime: cfg.LoginFlowLifespan, AccountLimit: consent.DefaultAccountLimit, AddressLimit: consent.DefaultAddressLimit,
+	}
+	oidc, err := provider.New(provider.Config{
+		Issuer: issuer, AccessTokenLifespan: cfg.AccessTokenLifespan, RefreshTokenLifespan: cfg.RefreshTokenLifespan,
+		IDTokenLifespan: cfg.IDTokenLifespan, AuthorizeCodeLifespan: cfg.AuthorizeCodeLifespan,
+	}, a.db, keys, a.sealer, flows, tmpl, now)
+	if err != nil {
+		return nil, err
+	}
+
+	r := mux.NewRouter()
+	r.PathPrefix("/static/").Handler(tmpl.Static())
+	ops := &opsHandler{db: a.db}
+	ops.Mount(r)
+	oidc.Mount(r)
+	flows.Mount(r)
+	mailer := &mail.Mailer{Store: a.db, Templates: tmpl, Now: now}
+	worker, err := mailWorker(a, now)
+	if err != nil {
+		return nil, err
+	}
+	var demoInfo *demoData
+	if cfg.Dev {
+		if demoInfo, err = mountDev(ctx, r, a, passwords, tmpl, cookies); err != nil {
+			return nil, err
+		}
+		if worker == nil {
+			(&mail.DevOutbox{Store: a.db, Templates: tmpl}).Mount(r)
+		}
+	} else if worker == nil {
+		a.log.Warn("no SMTP server configured (TWOFOLD_SMTP_URL): mail stays in the outbox and is not delivered")
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { web.PlainError(w, http.StatusNotFound) })
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		web.PlainError(w, http.StatusMethodNotAllowed)
+	})
+
+	handler := web.Logging(a.log, nil)(web.SecurityHeaders(web.LimitBody(maxBody)(r)))
+	return &server{handler: handler, keys: keys, passwords: passwords, templates: tmpl, mailer: mailer, worker: worker, demo: demoInfo}, nil
+}
+
+// mailWorker is the outbox's SMTP delivery, or nil when no server is set.
+func mailWorker(a *app, now func() time.Time) (*mail.Worker, error) {
+	if a.cfg.SMTPURL == "" {
+		return nil, nil
+	}
+	smtp, err := mail.ParseSMTPURL(a.cfg.SMTPURL)
+	if err != nil {
+		return nil, err // validated already; kept for safety
+	}
+	smtp.From = a.cfg.MailFrom
+	return &mail.Worker{Store: a.db, SMTP: smtp, Logger: a.log, Now: now}, nil
+}
+
+// opsHandler serves the operations endpoints.
+type opsHandler struct {
+	db interface{ Ping(context.Context) error }
+}
+
+func (o *opsHandler) Mount(r *mux.Router) {
+	r.HandleFunc("/healthz", o.handleHealth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", o.handleReady).Methods(http.MethodGet, http.MethodHead)
+}
+
+// handleHealth says the process is up.
+func (o *opsHandler) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// handleReady says whether the database answers within a second.
+func (o *opsHandler) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := o.db.Ping(ctx); err != nil {
+		web.Logger(r.Context()).Warn("not ready", "err", err)
+		web.PlainError(w, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+}
