@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/mail/mailtest"
 	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/store/storetest"
 	"github.com/twofold-id/twofold/templates"
@@ -165,7 +166,7 @@ func (e *env) backlog(t *testing.T) int {
 }
 
 // recipients counts the messages the server received per recipient.
-func recipients(msgs []received) map[string]int {
+func recipients(msgs []mailtest.Message) map[string]int {
 	seen := map[string]int{}
 	for _, m := range msgs {
 		seen[strings.Join(m.To, ",")]++

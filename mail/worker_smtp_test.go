@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/mail/mailtest"
 	"github.com/twofold-id/twofold/store/storetest"
 )
 
@@ -28,14 +29,14 @@ func TestWorkerAuth(t *testing.T) {
 		for _, mechs := range [][]string{{sasl.Plain}, {sasl.Login}} {
 			t.Run(mechs[0], func(t *testing.T) {
 				e := newEnvOn(t, b)
-				srv := startSMTP(t, "127.0.0.1:0", serverOptions{user: smtpUser, pass: smtpPass, mechs: mechs})
+				srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{User: smtpUser, Pass: smtpPass, Mechs: mechs})
 				// The URL form, percent-encoded, is what operators write.
-				cfg, err := mail.ParseSMTPURL("smtp://mailer:s3cret%20pass%2Fword@" + srv.addr)
+				cfg, err := mail.ParseSMTPURL("smtp://mailer:s3cret%20pass%2Fword@" + srv.Addr())
 				if err != nil {
 					t.Fatal(err)
 				}
 				e.send(t, "ada@example.com")
-				deliver(t, e.worker(t, srv.addr, creds(cfg.Username, cfg.Password)), 1)
+				deliver(t, e.worker(t, srv.Addr(), creds(cfg.Username, cfg.Password)), 1)
 				if msgs := srv.Messages(); len(msgs) != 1 || msgs[0].AuthUser != smtpUser {
 					t.Fatalf("received %+v, want one message after AUTH as %s", msgs, smtpUser)
 				}
@@ -47,9 +48,9 @@ func TestWorkerAuth(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				e := newEnvOn(t, b)
-				srv := startSMTP(t, "127.0.0.1:0", serverOptions{user: smtpUser, pass: smtpPass})
+				srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{User: smtpUser, Pass: smtpPass})
 				e.send(t, "ada@example.com")
-				deliver(t, e.worker(t, srv.addr, edit), 0)
+				deliver(t, e.worker(t, srv.Addr(), edit), 0)
 				m := e.getMail(t, 1)
 				if len(srv.Messages()) != 0 || m.LastError == "" || e.backlog(t) != 1 {
 					t.Fatalf("refused login: received %d, mail %+v", len(srv.Messages()), m)
@@ -60,7 +61,7 @@ func TestWorkerAuth(t *testing.T) {
 				}
 				// Fixed credentials deliver it at the next attempt, once.
 				e.clock.Advance(30 * time.Second)
-				deliver(t, e.worker(t, srv.addr, creds(smtpUser, smtpPass)), 1)
+				deliver(t, e.worker(t, srv.Addr(), creds(smtpUser, smtpPass)), 1)
 				if got := recipients(srv.Messages()); got["ada@example.com"] != 1 {
 					t.Fatalf("received %v", got)
 				}
@@ -74,11 +75,11 @@ func TestWorkerAuth(t *testing.T) {
 // a plain-text fallback.
 func TestWorkerSTARTTLS(t *testing.T) {
 	e := newEnv(t, storetest.SQLite().Open(t))
-	serverTLS, roots := selfSigned(t)
-	srv := startSMTP(t, "127.0.0.1:0", serverOptions{tls: serverTLS, user: smtpUser, pass: smtpPass})
+	serverTLS, roots := mailtest.SelfSigned(t)
+	srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{TLS: serverTLS, User: smtpUser, Pass: smtpPass})
 	e.send(t, "ada@example.com")
 
-	untrusted := e.worker(t, srv.addr, func(c *mail.SMTPConfig) { c.Username, c.Password = smtpUser, smtpPass })
+	untrusted := e.worker(t, srv.Addr(), func(c *mail.SMTPConfig) { c.Username, c.Password = smtpUser, smtpPass })
 	deliver(t, untrusted, 0)
 	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("sent to a server whose certificate does not verify (%d)", n)
@@ -88,7 +89,7 @@ func TestWorkerSTARTTLS(t *testing.T) {
 	}
 
 	e.clock.Advance(30 * time.Second)
-	trusted := e.worker(t, srv.addr, func(c *mail.SMTPConfig) {
+	trusted := e.worker(t, srv.Addr(), func(c *mail.SMTPConfig) {
 		c.Username, c.Password, c.RootCAs = smtpUser, smtpPass, roots
 	})
 	deliver(t, trusted, 1)
@@ -100,14 +101,14 @@ func TestWorkerSTARTTLS(t *testing.T) {
 // TestWorkerImplicitTLS: smtps:// speaks TLS from the first byte.
 func TestWorkerImplicitTLS(t *testing.T) {
 	e := newEnv(t, storetest.SQLite().Open(t))
-	serverTLS, roots := selfSigned(t)
-	srv := startSMTP(t, "127.0.0.1:0", serverOptions{tls: serverTLS, implicit: true})
-	cfg, err := mail.ParseSMTPURL("smtps://" + srv.addr)
+	serverTLS, roots := mailtest.SelfSigned(t)
+	srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{TLS: serverTLS, Implicit: true})
+	cfg, err := mail.ParseSMTPURL("smtps://" + srv.Addr())
 	if err != nil || !cfg.ImplicitTLS {
 		t.Fatalf("parse smtps url: %+v, %v", cfg, err)
 	}
 	e.send(t, "ada@example.com")
-	deliver(t, e.worker(t, srv.addr, func(c *mail.SMTPConfig) { c.ImplicitTLS, c.RootCAs = true, roots }), 1)
+	deliver(t, e.worker(t, srv.Addr(), func(c *mail.SMTPConfig) { c.ImplicitTLS, c.RootCAs = true, roots }), 1)
 	if msgs := srv.Messages(); len(msgs) != 1 || !msgs[0].TLS {
 		t.Fatalf("received %+v, want one message over TLS", msgs)
 	}
@@ -121,12 +122,12 @@ func TestWorkersDeliverEachMessageOnce(t *testing.T) {
 		url := b.URL(t)
 		e := newEnv(t, storetest.OpenURL(t, url))
 		other := storetest.OpenURL(t, url)
-		srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
+		srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
 		const messages = 24
 		for i := range messages {
 			e.send(t, user(i))
 		}
-		workers := []*mail.Worker{e.worker(t, srv.addr, nil), e.workerOn(t, other, srv.addr, nil)}
+		workers := []*mail.Worker{e.worker(t, srv.Addr(), nil), e.workerOn(t, other, srv.Addr(), nil)}
 		var wg sync.WaitGroup
 		counts := make([]int, len(workers))
 		for i, w := range workers {

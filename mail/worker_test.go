@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/mail/mailtest"
 	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/store/storetest"
 )
@@ -19,10 +20,10 @@ import (
 func TestWorkerDelivers(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnvOn(t, b)
-		srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
+		srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
 		e.send(t, "ada@example.com")
 		e.clock.Advance(time.Second)
-		w := e.worker(t, srv.addr, nil)
+		w := e.worker(t, srv.Addr(), nil)
 		deliver(t, w, 1)
 
 		msgs := srv.Messages()
@@ -33,10 +34,12 @@ func TestWorkerDelivers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := parse(t, msgs[0].Data)
-		gotSubject, err := new(mime.WordDecoder).DecodeHeader(p.Header.Get("Subject"))
-		if err != nil || gotSubject != subject {
-			t.Errorf("Subject = %q (%v), want %q", gotSubject, err, subject)
+		p := msgs[0]
+		if ct, _, err := mime.ParseMediaType(p.Header.Get("Content-Type")); err != nil || ct != "multipart/alternative" {
+			t.Errorf("Content-Type = %q, want multipart/alternative", p.Header.Get("Content-Type"))
+		}
+		if p.Subject != subject {
+			t.Errorf("Subject = %q, want %q", p.Subject, subject)
 		}
 		if to, err := netmail.ParseAddress(p.Header.Get("To")); err != nil || to.Address != "ada@example.com" {
 			t.Errorf("To = %q", p.Header.Get("To"))
@@ -77,18 +80,18 @@ func TestWorkerDelivers(t *testing.T) {
 // header or a recipient.
 func TestWorkerHeaderInjection(t *testing.T) {
 	e := newEnv(t, storetest.SQLite().Open(t))
-	srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
+	srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
 	_, err := e.db.EnqueueMail(ctx, store.Mail{Recipient: "ada@example.com", Subject: "Hi\r\nBcc: eve@example.com\r\n\r\nbody",
 		Text: "text", HTML: "<p>html</p>", CreatedAt: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deliver(t, e.worker(t, srv.addr, nil), 1)
+	deliver(t, e.worker(t, srv.Addr(), nil), 1)
 	msgs := srv.Messages()
 	if len(msgs) != 1 || strings.Join(msgs[0].To, ",") != "ada@example.com" {
 		t.Fatalf("envelope recipients = %+v", msgs)
 	}
-	p := parse(t, msgs[0].Data)
+	p := msgs[0]
 	if len(p.Header["Bcc"]) != 0 || len(p.Header["Subject"]) != 1 || p.Text != "text" {
 		t.Fatalf("injected header: %v", p.Header)
 	}
@@ -100,8 +103,8 @@ func TestWorkerHeaderInjection(t *testing.T) {
 func TestWorkerRetriesWhileSMTPDown(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnvOn(t, b)
-		srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
-		addr := srv.addr
+		srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
+		addr := srv.Addr()
 		srv.Close()
 		e.send(t, "ada@example.com")
 		w := e.worker(t, addr, nil)
@@ -114,7 +117,7 @@ func TestWorkerRetriesWhileSMTPDown(t *testing.T) {
 			t.Fatal("failed message left the backlog")
 		}
 
-		srv = startSMTP(t, addr, serverOptions{})
+		srv = mailtest.Start(t, addr, mailtest.Options{})
 		e.clock.Advance(29 * time.Second)
 		deliver(t, w, 0)
 		if n := len(srv.Messages()); n != 0 {
@@ -139,7 +142,7 @@ func TestWorkerRetriesWhileSMTPDown(t *testing.T) {
 func TestWorkerBacksOffAndGivesUp(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnvOn(t, b)
-		addr := freeAddr(t)
+		addr := mailtest.FreeAddr(t)
 		e.send(t, "ada@example.com")
 		w := e.worker(t, addr, nil)
 		for attempt := 1; ; attempt++ {
@@ -166,7 +169,7 @@ func TestWorkerBacksOffAndGivesUp(t *testing.T) {
 			e.clock.Set(m.NextAttemptAt)
 		}
 		// Given up is final: the server coming back changes nothing.
-		srv := startSMTP(t, addr, serverOptions{})
+		srv := mailtest.Start(t, addr, mailtest.Options{})
 		e.clock.Advance(48 * time.Hour)
 		deliver(t, w, 0)
 		if n := len(srv.Messages()); n != 0 {
@@ -179,7 +182,7 @@ func TestWorkerBacksOffAndGivesUp(t *testing.T) {
 // mid-send is claimed again after each lease, but not forever.
 func TestWorkerGivesUpAfterTooManyClaims(t *testing.T) {
 	e := newEnv(t, storetest.SQLite().Open(t))
-	srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
+	srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
 	e.send(t, "ada@example.com")
 	for range 100 {
 		if _, err := e.db.ClaimMail(ctx, e.clock.Now(), mail.DefaultLease); err != nil {
@@ -187,7 +190,7 @@ func TestWorkerGivesUpAfterTooManyClaims(t *testing.T) {
 		}
 		e.clock.Advance(mail.DefaultLease) // the claimant died
 	}
-	deliver(t, e.worker(t, srv.addr, nil), 0)
+	deliver(t, e.worker(t, srv.Addr(), nil), 0)
 	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("sent on the 101st claim (%d)", n)
 	}
@@ -204,10 +207,10 @@ func TestWorkerFinishesSendOnShutdown(t *testing.T) {
 		e := newEnvOn(t, b)
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		srv := startSMTP(t, "127.0.0.1:0", serverOptions{onData: cancel})
+		srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{OnData: cancel})
 		e.send(t, user(1))
 		e.send(t, user(2))
-		n, err := e.worker(t, srv.addr, nil).DeliverDue(runCtx)
+		n, err := e.worker(t, srv.Addr(), nil).DeliverDue(runCtx)
 		if n != 1 || !errors.Is(err, context.Canceled) {
 			t.Fatalf("DeliverDue = %d, %v; want 1, context.Canceled", n, err)
 		}
@@ -224,8 +227,8 @@ func TestWorkerFinishesSendOnShutdown(t *testing.T) {
 // when nudged, and returns nil when its context ends.
 func TestRunDeliversWhenNudged(t *testing.T) {
 	e := newEnv(t, storetest.SQLite().Open(t))
-	srv := startSMTP(t, "127.0.0.1:0", serverOptions{})
-	w := e.worker(t, srv.addr, nil)
+	srv := mailtest.Start(t, "127.0.0.1:0", mailtest.Options{})
+	w := e.worker(t, srv.Addr(), nil)
 	w.PollInterval = time.Hour
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -235,13 +238,7 @@ func TestRunDeliversWhenNudged(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		e.send(t, user(i))
 		w.Nudge()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(srv.Messages()) < i {
-			if time.Now().After(deadline) {
-				t.Fatalf("message %d not delivered after a nudge", i)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		srv.Wait(t, i, 10*time.Second)
 	}
 	cancel()
 	select {
