@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-const flowColumns = `id, binding_hash, client_id, query, requested_at, expires_at, user_id, amr, auth_time, granted_scopes, denied`
+const flowColumns = `id, binding_hash, client_id, query, requested_at, expires_at, user_id, amr, auth_time, granted_scopes, denied, mfa_failures`
 
 // CreateLoginFlow inserts f.
 func (db *DB) CreateLoginFlow(ctx context.Context, f LoginFlow) error {
-	_, err := db.exec(ctx, `INSERT INTO login_flows (`+flowColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	_, err := db.exec(ctx, `INSERT INTO login_flows (`+flowColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		f.ID, f.BindingHash, nullString(f.ClientID), f.Query, utc(f.RequestedAt), utc(f.ExpiresAt),
-		nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes), f.Denied)
+		nullString(f.UserID), jsonList(f.AMR), nullTime(f.AuthTime), nullList(f.GrantedScopes), f.Denied, f.MFAFailures)
 	if err != nil {
 		return fmt.Errorf("create login flow: %w", err)
 	}
@@ -32,7 +32,7 @@ func (db *DB) GetLoginFlow(ctx context.Context, id string, now time.Time) (Login
 	)
 	err := db.q(ctx).QueryRowContext(ctx, `SELECT `+flowColumns+` FROM login_flows WHERE id = $1 AND expires_at > $2`,
 		id, utc(now)).Scan(&f.ID, &f.BindingHash, &clientID, &f.Query, &f.RequestedAt, &f.ExpiresAt,
-		&userID, &amr, &authTime, &granted, &f.Denied)
+		&userID, &amr, &authTime, &granted, &f.Denied, &f.MFAFailures)
 	if err != nil {
 		return LoginFlow{}, fmt.Errorf("get login flow: %w", notFound(err))
 	}

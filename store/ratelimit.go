@@ -29,6 +29,8 @@ func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now t
 			failures = 0
 		case err != nil:
 			return fmt.Errorf("rate limit %s: %w", key, err)
+		case b.Lockout > 0 && failures >= b.Lockout:
+			return ErrThrottled // locked out until reset
 		case now.Before(blocked):
 			return ErrThrottled
 		case b.Forget > 0 && now.Sub(last) > b.Forget:

@@ -106,6 +106,8 @@ type LoginFlow struct {
 	// Denied records that the user refused consent; the client gets
 	// access_denied.
 	Denied bool
+	// MFAFailures counts second-factor attempts spent in this flow.
+	MFAFailures int
 }
 
 // BrowserSession is a signed-in browser. Only a hash of its id is stored.
@@ -177,12 +179,14 @@ func (m Mail) String() string { return fmt.Sprintf("mail %d (attempt %d)", m.ID,
 // Backoff is a growing-delay schedule for a rate-limit key: the first Free
 // failures cost nothing, then each further failure blocks the key for Base,
 // doubling up to Max. A key whose last failure is older than Forget starts
-// over.
+// over. With Lockout set, a key with that many consecutive failures is
+// blocked until it is reset, however long it stays quiet.
 type Backoff struct {
-	Free   int
-	Base   time.Duration
-	Max    time.Duration
-	Forget time.Duration
+	Free    int
+	Base    time.Duration
+	Max     time.Duration
+	Forget  time.Duration
+	Lockout int
 }
 
 // Delay is how long the key is blocked after its nth consecutive failure.

@@ -104,6 +104,15 @@ func (db *DB) GetOrganizationByName(ctx context.Context, name string) (Organizat
 	return o, nil
 }
 
+// SetOrganizationRequire2FA sets whether the organization requires every
+// member to use a second factor.
+func (db *DB) SetOrganizationRequire2FA(ctx context.Context, orgID string, require bool) error {
+	if err := db.execOne(ctx, `UPDATE organizations SET require_2fa = $2 WHERE id = $1`, orgID, require); err != nil {
+		return fmt.Errorf("set 2fa policy of %s: %w", orgID, err)
+	}
+	return nil
+}
+
 // PutMembership adds the user to the organization or changes their role.
 func (db *DB) PutMembership(ctx context.Context, m Membership) error {
 	_, err := db.exec(ctx, `INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
