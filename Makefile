@@ -29,7 +29,7 @@ staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
 unit: ## the tests (PostgreSQL too when TWOFOLD_TEST_DATABASE_URL is set)
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 5m $(PKGS)
 
 bench: ## Go benchmarks of the hot paths
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

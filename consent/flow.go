@@ -3,6 +3,7 @@ package consent
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/twofold-id/twofold/session"
 	"github.com/twofold-id/twofold/store"
 )
 
@@ -43,15 +45,22 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 	flow := store.LoginFlow{ClientID: client.ID, Query: form.Encode(), RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
 	if !needLogin {
 		flow.UserID, flow.AMR, flow.AuthTime = user.ID, sess.AMR, sess.AuthTime
+		stepUp, err := h.needsSecondFactor(r, &flow, *user)
+		if err != nil {
+			return nil, err
+		}
+		if stepUp && prompt["none"] {
+			return nil, fosite.ErrLoginRequired.WithHint("The user must sign in with a second factor.")
+		}
 		need, err := h.needConsent(r, client, user.ID, ar.GetRequestedScopes(), prompt)
 		if err != nil {
 			return nil, err
 		}
-		if !need {
+		if !need && !stepUp {
 			flow.GrantedScopes = ar.GetRequestedScopes()
 			return &flow, nil
 		}
-		if prompt["none"] {
+		if need && prompt["none"] {
 			return nil, fosite.ErrConsentRequired.WithHint("The user must consent.")
 		}
 	}
@@ -71,8 +80,16 @@ func (h *Handler) Resume(w http.ResponseWriter, r *http.Request, id string) (*st
 	if err != nil {
 		return nil, err
 	}
-	if f.UserID == "" || f.ClientID == "" || (f.GrantedScopes == nil && !f.Denied) {
+	// The dispatcher alone says whether every step is done: a flow is
+	// finished only when it would send the browser here, whatever state a
+	// forged request may have put a single step in.
+	if f.ClientID == "" || f.UserID == "" {
 		return nil, errors.New("login flow is not finished")
+	}
+	if next, err := h.nextStep(r, &f); err != nil {
+		return nil, err
+	} else if next != authorizeURL(f.ID) {
+		return nil, fmt.Errorf("login flow is not finished: next step %s", next)
 	}
 	if err := h.Store.ConsumeLoginFlow(r.Context(), id, h.Now()); err != nil {
 		return nil, err
@@ -98,9 +115,30 @@ func (h *Handler) handleContinue(w http.ResponseWriter, r *http.Request) {
 
 // nextStep decides where flow f goes now.
 func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) {
-	switch {
-	case f.UserID == "":
+	if f.UserID == "" {
 		return "/login?flow=" + f.ID, nil
+	}
+	if !slices.Contains(f.AMR, "mfa") {
+		user, err := h.Store.GetUser(r.Context(), f.UserID)
+		if err != nil {
+			return "", err
+		}
+		need, err := h.needsSecondFactor(r, f, user)
+		if err != nil {
+			return "", err
+		}
+		if need {
+			enrolled, err := h.Factors.Enrolled(r.Context(), user.ID)
+			if err != nil {
+				return "", err
+			}
+			if enrolled {
+				return "/login/2fa?flow=" + f.ID, nil
+			}
+			return "/login/enroll?flow=" + f.ID, nil
+		}
+	}
+	switch {
 	case f.ClientID == "":
 		// A sign-in to twofold itself ends at its return path.
 		if err := h.Store.ConsumeLoginFlow(r.Context(), f.ID, h.Now()); err != nil {
@@ -126,7 +164,59 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 			return "", err
 		}
 	}
-	return "/oauth2/auth?flow=" + f.ID, nil
+	return authorizeURL(f.ID), nil
+}
+
+// authorizeURL is where a finished flow goes: back to the authorization
+// endpoint, which consumes it through Resume.
+func authorizeURL(id string) string { return "/oauth2/auth?flow=" + id }
+
+// atStep loads flow id and checks that the dispatcher would send it to
+// step (a path such as "/login/2fa"). Otherwise it sends the browser where
+// the flow really is and returns false: no step can be reached out of
+// order, and none can be skipped.
+func (h *Handler) atStep(w http.ResponseWriter, r *http.Request, id, step string) (store.LoginFlow, bool) {
+	f, err := h.loadFlow(r, id)
+	if err != nil {
+		h.flowError(w, r, err)
+		return f, false
+	}
+	next, err := h.nextStep(r, &f)
+	if err != nil {
+		h.flowError(w, r, err)
+		return f, false
+	}
+	if !strings.HasPrefix(next, step+"?") {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return f, false
+	}
+	return f, true
+}
+
+// needsSecondFactor reports whether flow f may not finish with the
+// password alone: the user has a second factor (then every sign-in asks for
+// it), must enroll one (an organization's policy, or an owner's reset), the
+// client requires one, or the request's acr_values ask for one.
+func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user store.User) (bool, error) {
+	ctx := r.Context()
+	if enrolled, err := h.Factors.Enrolled(ctx, user.ID); err != nil || enrolled {
+		return enrolled, err
+	}
+	if must, err := h.Factors.MustEnroll(ctx, user); err != nil || must {
+		return must, err
+	}
+	if f.ClientID == "" {
+		return false, nil
+	}
+	q, _ := url.ParseQuery(f.Query)
+	if slices.Contains(strings.Fields(q.Get("acr_values")), session.ACRMultiFactor) {
+		return true, nil
+	}
+	client, err := h.Store.GetOAuthClient(ctx, f.ClientID)
+	if err != nil {
+		return false, err
+	}
+	return client.Require2FA, nil
 }
 
 // needConsent reports whether the user must be asked: never for a

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/twofold-id/twofold/mfa"
 	"github.com/twofold-id/twofold/session"
 	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/templates"
@@ -33,6 +34,18 @@ type Store interface {
 	RefundRateLimit(ctx context.Context, key string) error
 	ResetRateLimit(ctx context.Context, key string) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
+	CountFlowMFAFailure(ctx context.Context, flowID string, limit int, now time.Time) error
+}
+
+// SecondFactor is the second-factor service (package mfa) as the sign-in
+// flow uses it.
+type SecondFactor interface {
+	Enrolled(ctx context.Context, userID string) (bool, error)
+	MustEnroll(ctx context.Context, user store.User) (bool, error)
+	Verify(ctx context.Context, user store.User, code string, ev mfa.Event) (mfa.Result, error)
+	BeginTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
+	PendingTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
+	ConfirmTOTP(ctx context.Context, user store.User, code string, ev mfa.Event) ([]string, error)
 }
 
 // Passwords verifies user passwords (package password).
@@ -44,6 +57,7 @@ type Passwords interface {
 type Handler struct {
 	Store     Store
 	Passwords Passwords
+	Factors   SecondFactor
 	Sessions  *session.Manager
 	Templates *templates.Set
 	Cookies   web.Cookies
@@ -74,6 +88,10 @@ func (h *Handler) Mount(r *mux.Router) {
 	pages.HandleFunc("/login", h.handleLoginPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/login", h.handleLogin).Methods(http.MethodPost)
 	pages.HandleFunc("/login/continue", h.handleContinue).Methods(http.MethodGet)
+	pages.HandleFunc("/login/2fa", h.handleSecondFactorPage).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/login/2fa", h.handleSecondFactor).Methods(http.MethodPost)
+	pages.HandleFunc("/login/enroll", h.handleEnrollPage).Methods(http.MethodGet, http.MethodHead)
+	pages.HandleFunc("/login/enroll", h.handleEnroll).Methods(http.MethodPost)
 	pages.HandleFunc("/consent", h.handleConsentPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/consent", h.handleConsent).Methods(http.MethodPost)
 	pages.HandleFunc("/logout", h.handleLogoutPage).Methods(http.MethodGet, http.MethodHead)

@@ -47,8 +47,11 @@ func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := loginPage{FlowID: f.ID}
+	q, _ := url.ParseQuery(f.Query)
+	if q.Get("reauth") == "1" {
+		page.Notice = "To change your security settings, confirm it's you."
+	}
 	if f.ClientID != "" {
-		q, _ := url.ParseQuery(f.Query)
 		page.Email = q.Get("login_hint")
 		if c, err := h.Store.GetOAuthClient(r.Context(), f.ClientID); err == nil {
 			page.ClientName = c.Name
@@ -60,8 +63,11 @@ func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // startLocalFlow creates a flow that signs in to twofold itself.
 func (h *Handler) startLocalFlow(w http.ResponseWriter, r *http.Request) {
 	now := h.Now()
-	f := store.LoginFlow{ID: rand.Text(), BindingHash: h.binding(w, r),
-		Query:       url.Values{"return": {localReturn("return=" + url.QueryEscape(r.URL.Query().Get("return")))}}.Encode(),
+	q := url.Values{"return": {localReturn("return=" + url.QueryEscape(r.URL.Query().Get("return")))}}
+	if r.URL.Query().Get("reauth") == "1" {
+		q.Set("reauth", "1")
+	}
+	f := store.LoginFlow{ID: rand.Text(), BindingHash: h.binding(w, r), Query: q.Encode(),
 		RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
 	if err := h.Store.CreateLoginFlow(r.Context(), f); err != nil {
 		h.internalError(w, r, err)
@@ -143,22 +149,37 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 		return
 	}
 	now := h.Now()
-	amr := []string{"pwd"}
-	// The session id changes here: whatever id the browser had before
-	// signing in is discarded.
-	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
+	f.UserID, f.AMR, f.AuthTime = user.ID, []string{"pwd"}, now
+	more, err := h.needsSecondFactor(r, &f, user)
+	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
-	f.UserID, f.AMR, f.AuthTime = user.ID, amr, now
+	if !more {
+		// Nothing more to prove: the browser is signed in now. The session
+		// id changes here, so whatever id it had before is worthless.
+		if _, err := h.Sessions.Start(w, r, user.ID, f.AMR, now); err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		h.recordLogin(r, user.ID, "password")
+	}
+	// With a second factor to come, the password is only noted in the flow:
+	// no session exists until the second factor is proved.
 	if err := h.Store.UpdateLoginFlow(ctx, f, now); err != nil {
 		h.flowError(w, r, err)
 		return
 	}
-	if err := h.Store.RecordLogin(ctx, user.ID, now); err != nil {
-		web.Logger(ctx).Error("record login", "err", err)
-	}
 	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+}
+
+// recordLogin notes a completed sign-in: the user's last sign-in time and
+// an audit event saying which factors were used.
+func (h *Handler) recordLogin(r *http.Request, userID, method string) {
+	if err := h.Store.RecordLogin(r.Context(), userID, h.Now()); err != nil {
+		web.Logger(r.Context()).Error("record login", "err", err)
+	}
+	h.audit(r, "login.succeeded", userID, map[string]string{"method": method})
 }
 
 // digest keys rate limits by email without storing emails that may not

@@ -86,17 +86,12 @@ func (h *Handler) handleConsent(w http.ResponseWriter, r *http.Request) {
 // consentFlow loads a flow that is at the consent step, with its client
 // and user. It answers the request itself and returns false otherwise.
 func (h *Handler) consentFlow(w http.ResponseWriter, r *http.Request, id string) (store.LoginFlow, *store.Client, store.User, bool) {
-	f, err := h.loadFlow(r, id)
-	if err == nil && (f.UserID == "" || f.ClientID == "" || f.GrantedScopes != nil || f.Denied) {
-		// Not at this step: the dispatcher knows where it should be.
-		http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	f, ok := h.atStep(w, r, id, "/consent")
+	if !ok {
 		return f, nil, store.User{}, false
 	}
-	var client *store.Client
+	client, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
 	var user store.User
-	if err == nil {
-		client, err = h.Store.GetOAuthClient(r.Context(), f.ClientID)
-	}
 	if err == nil {
 		user, err = h.Store.GetUser(r.Context(), f.UserID)
 	}

@@ -9,26 +9,10 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/twofold-id/twofold/session"
 	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/web"
 )
-
-// Authentication context classes twofold asserts in acr.
-const (
-	// ACRPassword: the user proved a password only.
-	ACRPassword = "urn:twofold:acr:pwd"
-	// ACRMultiFactor: the user proved a password and a second factor.
-	ACRMultiFactor = "urn:twofold:acr:mfa"
-)
-
-// ACR maps the methods a user authenticated with (RFC 8176 amr values) to
-// the acr twofold asserts.
-func ACR(amr []string) string {
-	if slices.Contains(amr, "mfa") {
-		return ACRMultiFactor
-	}
-	return ACRPassword
-}
 
 // handleAuthorize is the authorization endpoint. A request is validated by
 // fosite (client, exact redirect URI, response type, scopes, state) and by
@@ -155,7 +139,7 @@ func (p *Provider) newSession(user store.User, flow *store.LoginFlow, granted fo
 			AuthTime:                            flow.AuthTime,
 			RequestedAt:                         flow.RequestedAt,
 			AuthenticationMethodsReferences:     flow.AMR,
-			AuthenticationContextClassReference: ACR(flow.AMR),
+			AuthenticationContextClassReference: session.ACR(flow.AMR),
 			Extra:                               userClaims(user, granted),
 		},
 		Headers: &jwt.Headers{Extra: map[string]any{}},

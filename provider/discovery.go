@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+
+	"github.com/twofold-id/twofold/session"
 )
 
 // discoveryDocument is the OpenID Provider Metadata, built once.
@@ -30,7 +32,7 @@ func discoveryDocument(issuer *url.URL) ([]byte, error) {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
-		"acr_values_supported":                          []string{ACRPassword, ACRMultiFactor},
+		"acr_values_supported":                          []string{session.ACRPassword, session.ACRMultiFactor},
 		"prompt_values_supported":                       []string{"none", "login", "consent"},
 		"claims_parameter_supported":                    false,
 		"request_parameter_supported":                   false,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/twofold-id/twofold/password"
 	"github.com/twofold-id/twofold/seal"
@@ -26,6 +27,9 @@ type app struct {
 	db     *store.DB
 	// passwordParams are argon2id's costs; tests lower them to run fast.
 	passwordParams password.Params
+	// now is the clock of twofold's own rules (sessions, flows, factors,
+	// rate limits); tests move it. fosite keeps its own time.Now.
+	now func() time.Time
 }
 
 // openApp loads and validates the configuration, resolves the secret key
@@ -60,7 +64,7 @@ func openApp(ctx context.Context, e env, configPath string, dev bool) (*app, err
 	if len(applied) > 0 {
 		log.Info("database migrated", "dialect", db.Dialect(), "versions", applied)
 	}
-	return &app{cfg: cfg, log: log, sealer: sealer, db: db, passwordParams: password.DefaultParams}, nil
+	return &app{cfg: cfg, log: log, sealer: sealer, db: db, passwordParams: password.DefaultParams, now: time.Now}, nil
 }
 
 func (a *app) close() { a.db.Close() }

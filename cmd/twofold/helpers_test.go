@@ -39,6 +39,21 @@ type testServer struct {
 // newTestServer starts twofold on backend b; mutate adjusts the config.
 func newTestServer(t *testing.T, b storetest.Backend, mutate func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, b, testOptions{mutate: mutate})
+}
+
+// testOptions adjust a test server: its configuration, and the clock of
+// twofold's own rules.
+type testOptions struct {
+	mutate func(*Config)
+	now    func() time.Time
+}
+
+// newTestServerWith starts twofold on backend b with opts. When an SMTP
+// server is configured, the outbox worker runs until the test ends.
+func newTestServerWith(t *testing.T, b storetest.Backend, opts testOptions) *testServer {
+	t.Helper()
+	mutate := opts.mutate
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	cfg, err := LoadConfig("", func(string) string { return "" })
@@ -63,7 +78,10 @@ func newTestServer(t *testing.T, b storetest.Backend, mutate func(*Config)) *tes
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	a := &app{cfg: cfg, log: log, sealer: sealer, db: db, passwordParams: testPasswordParams}
+	a := &app{cfg: cfg, log: log, sealer: sealer, db: db, passwordParams: testPasswordParams, now: time.Now}
+	if opts.now != nil {
+		a.now = opts.now
+	}
 	srv, err := buildServer(context.Background(), a)
 	if err != nil {
 		t.Fatalf("build server: %v", err)
@@ -71,6 +89,12 @@ func newTestServer(t *testing.T, b storetest.Backend, mutate func(*Config)) *tes
 	ts.Config.Handler = srv.handler
 	ts.Start()
 	t.Cleanup(ts.Close)
+	if srv.worker != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); srv.worker.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	return &testServer{Server: ts, t: t, a: a, srv: srv, db: db, issuer: issuer}
 }
 

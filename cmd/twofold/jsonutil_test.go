@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -38,3 +39,6 @@ func headerKID(t *testing.T, jws string) string {
 	}
 	return h.KID
 }
+
+// url1 is a one-field form.
+func url1(k, v string) url.Values { return url.Values{k: {v}} }

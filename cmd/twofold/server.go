@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/twofold-id/twofold/consent"
 	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/mfa"
 	"github.com/twofold-id/twofold/password"
 	"github.com/twofold-id/twofold/provider"
 	"github.com/twofold-id/twofold/session"
@@ -35,7 +37,7 @@ type server struct {
 // only place that knows how the packages fit together.
 func buildServer(ctx context.Context, a *app) (*server, error) {
 	cfg := a.cfg
-	now := time.Now
+	now := a.now
 	tmpl, err := templates.Load(templates.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, AccentColor: cfg.BrandColor}, cfg.TemplatesDir)
 	if err != nil {
 		return nil, err
@@ -51,8 +53,19 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	passwords := password.New(a.passwordParams, 0)
 	sessions := &session.Manager{Store: a.db, Cookies: cookies, Now: now, Idle: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge}
 
+	mailer := &mail.Mailer{Store: a.db, Templates: tmpl, Now: now}
+	worker, err := mailWorker(a, now)
+	if err != nil {
+		return nil, err
+	}
+	factors := &mfa.Service{Store: a.db, Sealer: a.sealer, Mailer: mailer, Issuer: cfg.BrandName,
+		SettingsURL: cfg.Issuer + "/settings/security", Now: now, Rand: rand.Reader, UserLimit: mfa.DefaultUserLimit}
+	if worker != nil {
+		factors.Delivered = worker.Nudge
+	}
+	settings := &mfa.Handler{Factors: factors, Users: a.db, Sessions: sessions, Templates: tmpl, ClientIP: clientIP, Now: now}
 	flows := &consent.Handler{
-		Store: a.db, Passwords: passwords, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
+		Store: a.db, Passwords: passwords, Factors: factors, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
 		FlowLifetime: cfg.LoginFlowLifespan, AccountLimit: consent.DefaultAccountLimit, AddressLimit: consent.DefaultAddressLimit,
 	}
 	oidc, err := provider.New(provider.Config{
@@ -69,11 +82,7 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	ops.Mount(r)
 	oidc.Mount(r)
 	flows.Mount(r)
-	mailer := &mail.Mailer{Store: a.db, Templates: tmpl, Now: now}
-	worker, err := mailWorker(a, now)
-	if err != nil {
-		return nil, err
-	}
+	settings.Mount(r)
 	var demoInfo *demoData
 	if cfg.Dev {
 		if demoInfo, err = mountDev(ctx, r, a, passwords, tmpl, cookies); err != nil {

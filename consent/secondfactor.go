@@ -1,0 +1,186 @@
+package consent
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/twofold-id/twofold/mfa"
+	"github.com/twofold-id/twofold/store"
+	"github.com/twofold-id/twofold/web"
+)
+
+// maxFlowMFAFailures ends a login flow after this many wrong second-factor
+// codes; the per-user throttle (package mfa) limits guessing across flows.
+const maxFlowMFAFailures = 5
+
+// lowBackupCodes is the count at or below which sign-in warns.
+const lowBackupCodes = 3
+
+// msgInvalidCode is the one message for a wrong, replayed or throttled
+// code, so the page tells an attacker nothing.
+const msgInvalidCode = "That code didn't work. Check it and try again, or use a backup code."
+
+// secondFactorPage is the data of pages/login_2fa.html.
+type secondFactorPage struct {
+	FlowID, ClientName, Error string
+}
+
+// factorFlow loads a flow at step (the second-factor or the enrollment
+// page) and its user; otherwise it answers the request and returns false.
+func (h *Handler) factorFlow(w http.ResponseWriter, r *http.Request, id, step string) (store.LoginFlow, store.User, bool) {
+	f, ok := h.atStep(w, r, id, step)
+	if !ok {
+		return f, store.User{}, false
+	}
+	user, err := h.Store.GetUser(r.Context(), f.UserID)
+	if err != nil {
+		h.flowError(w, r, err)
+		return f, store.User{}, false
+	}
+	return f, user, true
+}
+
+func (h *Handler) clientName(r *http.Request, f store.LoginFlow) string {
+	if f.ClientID == "" {
+		return ""
+	}
+	c, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
+	if err != nil {
+		return ""
+	}
+	return c.Name
+}
+
+// handleSecondFactorPage asks for a code from the authenticator app or a
+// backup code, in one field.
+func (h *Handler) handleSecondFactorPage(w http.ResponseWriter, r *http.Request) {
+	f, _, ok := h.factorFlow(w, r, r.URL.Query().Get("flow"), "/login/2fa")
+	if !ok {
+		return
+	}
+	h.render(w, r, http.StatusOK, "login_2fa", secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f)})
+}
+
+// handleSecondFactor checks the code. The flow's attempt is spent before
+// the code is looked at (one conditional write), so a flow gets at most
+// five tries however many requests race; the user's own throttle lives in
+// mfa.Service.Verify.
+func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
+	if !web.ParseForm(w, r) {
+		return
+	}
+	f, user, ok := h.factorFlow(w, r, r.PostForm.Get("flow"), "/login/2fa")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if err := h.Store.CountFlowMFAFailure(ctx, f.ID, maxFlowMFAFailures, h.Now()); errors.Is(err, store.ErrThrottled) {
+		if err := h.Store.ConsumeLoginFlow(ctx, f.ID, h.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			web.Logger(ctx).Error("end login flow", "err", err)
+		}
+		h.audit(r, "mfa.flow_ended", user.ID, nil)
+		h.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts",
+			"This sign-in has ended after too many wrong codes. Return to the application and sign in again.", nil)
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	res, err := h.Factors.Verify(ctx, user, r.PostForm.Get("code"), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
+	if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrThrottled) {
+		page := secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f), Error: msgInvalidCode}
+		h.render(w, r, http.StatusUnauthorized, "login_2fa", page)
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	if !h.secondFactorDone(w, r, f, user, res.AMR(), res.Method) {
+		return
+	}
+	if res.Method == mfa.MethodBackupCode && res.BackupCodesLeft <= lowBackupCodes {
+		h.render(w, r, http.StatusOK, "low_backup_codes", struct {
+			Remaining   int
+			ContinueURL string
+		}{res.BackupCodesLeft, continueURL(f.ID)})
+		return
+	}
+	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+}
+
+// secondFactorDone records a proved second factor in the flow and signs
+// the browser in with a new session id: the password-only stage never had
+// a session, and a step-up replaces the weaker one.
+func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User, amr []string, method string) bool {
+	now := h.Now()
+	f.AMR, f.AuthTime = amr, now
+	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
+		h.internalError(w, r, err)
+		return false
+	}
+	if err := h.Store.UpdateLoginFlow(r.Context(), f, now); err != nil {
+		h.flowError(w, r, err)
+		return false
+	}
+	h.recordLogin(r, user.ID, "password+"+method)
+	return true
+}
+
+// handleEnrollPage sets up an authenticator app inside the sign-in flow,
+// for a user who must have a second factor and has none.
+func (h *Handler) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
+	f, user, ok := h.factorFlow(w, r, r.URL.Query().Get("flow"), "/login/enroll")
+	if !ok {
+		return
+	}
+	// Reloading the page shows the same secret; a new one only when none
+	// is pending, so an app that already scanned it keeps working.
+	e, err := h.Factors.PendingTOTP(r.Context(), user)
+	if errors.Is(err, mfa.ErrNoPending) {
+		e, err = h.Factors.BeginTOTP(r.Context(), user)
+	}
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "totp_enroll", h.enrollPage(f, e, ""))
+}
+
+func (h *Handler) enrollPage(f store.LoginFlow, e mfa.Enrollment, errMsg string) mfa.EnrollPage {
+	return mfa.EnrollPage{Action: "/login/enroll", FlowID: f.ID, Error: errMsg, Enrollment: e,
+		Intro: "Your account needs two-factor authentication before you can continue. Set up an authenticator app now."}
+}
+
+// handleEnroll confirms the authenticator app with a code from it, then
+// shows the new backup codes once.
+func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	if !web.ParseForm(w, r) {
+		return
+	}
+	f, user, ok := h.factorFlow(w, r, r.PostForm.Get("flow"), "/login/enroll")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	codes, err := h.Factors.ConfirmTOTP(ctx, user, r.PostForm.Get("code"), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
+	if errors.Is(err, mfa.ErrInvalidCode) {
+		e, err := h.Factors.PendingTOTP(ctx, user)
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		h.render(w, r, http.StatusUnauthorized, "totp_enroll", h.enrollPage(f, e, "That code didn't work. Enter the current code from your app."))
+		return
+	} else if errors.Is(err, mfa.ErrNoPending) {
+		http.Redirect(w, r, "/login/enroll?flow="+f.ID, http.StatusSeeOther)
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	// Enrolling proved the new factor with a code from it.
+	if !h.secondFactorDone(w, r, f, user, []string{"pwd", "otp", "mfa"}, "enrolled_totp") {
+		return
+	}
+	h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
+}

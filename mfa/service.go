@@ -1,0 +1,204 @@
+package mfa
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/pquerna/otp"
+
+	"github.com/twofold-id/twofold/seal"
+	"github.com/twofold-id/twofold/store"
+)
+
+// Errors of the factor operations. ErrInvalidCode covers a wrong code, a
+// replayed one and a malformed one alike, so the user (and an attacker)
+// learns nothing from which.
+var (
+	ErrInvalidCode = errors.New("mfa: invalid code")
+	ErrThrottled   = errors.New("mfa: too many attempts")
+	ErrNoFactor    = errors.New("mfa: no second factor enrolled")
+	ErrRequired    = errors.New("mfa: an organization requires a second factor")
+	ErrNoPending   = errors.New("mfa: no enrollment in progress")
+)
+
+// Store is what the factor operations need of the store.
+type Store interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	PutTOTPEnrollment(ctx context.Context, e store.TOTPEnrollment) error
+	GetTOTPEnrollment(ctx context.Context, userID string, now time.Time) (store.TOTPEnrollment, error)
+	ConfirmTOTP(ctx context.Context, cred store.TOTPCredential, backupHashes [][]byte) error
+	GetTOTPCredential(ctx context.Context, userID string) (store.TOTPCredential, error)
+	AcceptTOTPStep(ctx context.Context, userID string, step int64) error
+	ReplaceBackupCodes(ctx context.Context, userID string, hashes [][]byte, now time.Time) error
+	UseBackupCode(ctx context.Context, userID string, hash []byte, now time.Time) error
+	CountBackupCodes(ctx context.Context, userID string) (int, error)
+	DeleteSecondFactors(ctx context.Context, userID string) (int64, error)
+	UserRequires2FA(ctx context.Context, userID string) (bool, error)
+	SetMFAState(ctx context.Context, userID string, state store.MFAState) error
+	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
+	ResetRateLimit(ctx context.Context, key string) error
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Mailer queues an email (package mail); in a transaction, with it.
+type Mailer interface {
+	Send(ctx context.Context, to, templateName string, data any) error
+}
+
+// DefaultUserLimit is the per-user second-factor throttle: 3 free failures,
+// then 30 s doubling to 1 h, and locked after 100 consecutive failures
+// until an owner resets the user's factors.
+var DefaultUserLimit = store.Backoff{Free: 3, Base: 30 * time.Second, Max: time.Hour, Forget: 24 * time.Hour, Lockout: 100}
+
+// Service enrolls and verifies second factors.
+type Service struct {
+	Store  Store
+	Sealer *seal.Sealer
+	Mailer Mailer
+	// Issuer is the name authenticator apps show ("twofold" or the brand).
+	Issuer string
+	// SettingsURL is the absolute URL of Security Settings, for emails.
+	SettingsURL string
+	Now         func() time.Time
+	Rand        io.Reader
+	UserLimit   store.Backoff
+	// Delivered is called after a transaction that queued mail commits
+	// (mail.Worker.Nudge); may be nil.
+	Delivered func()
+}
+
+// Event says who did something from where, for the audit log and emails.
+type Event struct {
+	ActorID    string
+	ClientAddr string
+}
+
+// Status is a user's second-factor state for the settings page.
+type Status struct {
+	TOTP        bool
+	TOTPSince   time.Time
+	BackupCodes int
+	// Required is true when an organization of the user requires 2FA.
+	Required bool
+}
+
+// Enrolled reports whether the user has a second factor.
+func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
+	_, err := s.Store.GetTOTPCredential(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MustEnroll reports whether the user may not go on without a second
+// factor: an organization requires one, or an owner's reset does.
+func (s *Service) MustEnroll(ctx context.Context, user store.User) (bool, error) {
+	if user.MFAState == store.MFAMustEnroll {
+		return true, nil
+	}
+	return s.Store.UserRequires2FA(ctx, user.ID)
+}
+
+// Status returns the user's second-factor state.
+func (s *Service) Status(ctx context.Context, userID string) (Status, error) {
+	var st Status
+	cred, err := s.Store.GetTOTPCredential(ctx, userID)
+	switch {
+	case err == nil:
+		st.TOTP, st.TOTPSince = true, cred.CreatedAt
+	case !errors.Is(err, store.ErrNotFound):
+		return st, err
+	}
+	if st.BackupCodes, err = s.Store.CountBackupCodes(ctx, userID); err != nil {
+		return st, err
+	}
+	st.Required, err = s.Store.UserRequires2FA(ctx, userID)
+	return st, err
+}
+
+// Enrollment is an authenticator app being set up, as the page shows it.
+type Enrollment struct {
+	Secret string // base32, to type in by hand
+	URL    string // otpauth://totp/…
+	QR     string // data:image/png;base64,… of URL
+}
+
+// sealAD binds a sealed TOTP secret to its user and purpose.
+func sealAD(userID string) []byte { return []byte("totp\x00" + userID) }
+
+// BeginTOTP starts enrolling an authenticator app for user, replacing any
+// enrollment in progress. The secret is kept server-side, sealed, until
+// ConfirmTOTP; nothing changes for the user until then.
+func (s *Service) BeginTOTP(ctx context.Context, user store.User) (Enrollment, error) {
+	key, err := newTOTPKey(s.Issuer, user.Email, s.Rand)
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("generate totp secret: %w", err)
+	}
+	sealed, err := s.Sealer.Seal("totp", []byte(key.Secret()), sealAD(user.ID))
+	if err != nil {
+		return Enrollment{}, err
+	}
+	now := s.Now()
+	if err := s.Store.PutTOTPEnrollment(ctx, store.TOTPEnrollment{UserID: user.ID, SealedSecret: sealed,
+		CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute)}); err != nil {
+		return Enrollment{}, err
+	}
+	return enrollment(s.Issuer, user.Email, key.Secret())
+}
+
+// PendingTOTP shows the enrollment in progress again (after a wrong code).
+func (s *Service) PendingTOTP(ctx context.Context, user store.User) (Enrollment, error) {
+	secret, _, err := s.pending(ctx, user)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	return enrollment(s.Issuer, user.Email, secret)
+}
+
+func (s *Service) pending(ctx context.Context, user store.User) (string, []byte, error) {
+	e, err := s.Store.GetTOTPEnrollment(ctx, user.ID, s.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, ErrNoPending
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	secret, err := s.Sealer.Open("totp", e.SealedSecret, sealAD(user.ID))
+	if err != nil {
+		return "", nil, err
+	}
+	return string(secret), e.SealedSecret, nil
+}
+
+func enrollment(issuer, account, secret string) (Enrollment, error) {
+	key, err := otp.NewKeyFromURL(otpauthURL(issuer, account, secret))
+	if err != nil {
+		return Enrollment{}, err
+	}
+	img, err := key.Image(240, 240)
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("qr code: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return Enrollment{}, err
+	}
+	return Enrollment{Secret: secret, URL: key.URL(),
+		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+}
+
+// otpauthURL is the Key URI authenticator apps read from the QR code:
+// otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=ISSUER&algorithm=SHA1&digits=6&period=30.
+func otpauthURL(issuer, account, secret string) string {
+	q := url.Values{"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + issuer + ":" + account, RawQuery: q.Encode()}
+	return u.String()
+}
