@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,5 +163,77 @@ func TestPasswordAloneGetsNothing(t *testing.T) {
 	ar := rp.authRequest(oauth2.SetAuthURLParam("prompt", "none"))
 	if q := rp.callback(b.get(ar.url), ar); q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none after the password alone: %v", q)
+	}
+}
+
+// TestConcurrentBackupCodeSignIns: twenty sign-ins, each at its second-
+// factor step, submit the same backup code at once: exactly one gets
+// through.
+func TestConcurrentBackupCodeSignIns(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, backend storetest.Backend) {
+		s := newTestServer(t, backend, nil)
+		u := s.createUser("crowd@example.com")
+		_, codes := s.newBrowser().enrollInSettings(u)
+		rp := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true})
+		type attempt struct {
+			b  *browser
+			p  page
+			ar authRequest
+		}
+		attempts := make([]attempt, 20)
+		for i := range attempts {
+			b := s.newBrowser()
+			ar := rp.authRequest()
+			attempts[i] = attempt{b, b.login(b.get(ar.url), u.Email, u.Password), ar}
+		}
+		results := make([]page, len(attempts))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, a := range attempts {
+			wg.Go(func() {
+				<-start
+				results[i] = a.b.secondFactor(a.p, codes[7])
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for _, p := range results {
+			switch {
+			case p.status == http.StatusSeeOther || strings.HasPrefix(p.location, rp.conf.RedirectURL) || strings.Contains(p.url.Path, "/oauth2/auth"):
+				won++
+			case p.status != http.StatusUnauthorized:
+				t.Fatalf("unexpected answer %d at %s", p.status, p.url)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of 20 concurrent sign-ins with one backup code got through, want 1", won)
+		}
+		if n, _ := s.db.CountBackupCodes(context.Background(), u.ID); n != 9 {
+			t.Fatalf("backup codes left = %d, want 9", n)
+		}
+	})
+}
+
+// TestLowBackupCodesWarning: signing in with one of the last three backup
+// codes says so and links to regenerate.
+func TestLowBackupCodesWarning(t *testing.T) {
+	s := newTestServer(t, storetest.SQLite(), nil)
+	u := s.createUser("low@example.com")
+	_, codes := s.newBrowser().enrollInSettings(u)
+	rp := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true})
+	for i, code := range codes[:7] {
+		b := s.newBrowser()
+		ar := rp.authRequest()
+		p := b.secondFactor(b.login(b.get(ar.url), u.Email, u.Password), code)
+		if i < 6 {
+			rp.code(p, ar) // straight through while more than three are left
+			continue
+		}
+		if !strings.Contains(p.body, "You have 3 backup codes left") || !strings.Contains(p.body, `href="/settings/security"`) {
+			t.Fatalf("no warning with 3 codes left: %d\n%.1500s", p.status, p.body)
+		}
+		next := p.body[strings.Index(p.body, "/login/continue?flow="):]
+		rp.code(b.get(s.issuer+next[:strings.Index(next, `"`)]), ar)
 	}
 }
