@@ -35,6 +35,7 @@ type Store interface {
 	ResetRateLimit(ctx context.Context, key string) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 	CountFlowMFAFailure(ctx context.Context, flowID string, limit int, now time.Time) error
+	ListUserOrganizations(ctx context.Context, userID string) ([]store.OrgMembership, error)
 }
 
 // SecondFactor is the second-factor service (package mfa) as the sign-in

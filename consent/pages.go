@@ -16,6 +16,7 @@ var scopeDescriptions = map[string]string{
 	"email":          "See your email address",
 	"profile":        "See your name",
 	"offline_access": "Stay connected when you are not using it",
+	"twofold:admin":  "Manage your organizations' members, including resetting their two-factor authentication",
 }
 
 type consentPage struct {
@@ -102,7 +103,10 @@ func (h *Handler) consentFlow(w http.ResponseWriter, r *http.Request, id string)
 	return f, client, user, true
 }
 
-type homePage struct{ Email, Name string }
+type homePage struct {
+	Email, Name string
+	Owner       bool
+}
 
 // handleHome shows who is signed in.
 func (h *Handler) handleHome(w http.ResponseWriter, r *http.Request) {
@@ -114,6 +118,14 @@ func (h *Handler) handleHome(w http.ResponseWriter, r *http.Request) {
 	var page homePage
 	if user != nil {
 		page = homePage{Email: user.Email, Name: user.Name}
+		orgs, err := h.Store.ListUserOrganizations(r.Context(), user.ID)
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		for _, o := range orgs {
+			page.Owner = page.Owner || o.Role == store.RoleOwner
+		}
 	}
 	h.render(w, r, http.StatusOK, "home", page)
 }

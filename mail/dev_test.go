@@ -19,7 +19,7 @@ func TestDevOutbox(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		e := newEnvOn(t, b)
 		e.send(t, "ada@example.com")
-		if err := e.mailer.Send(ctx, "bob@example.com", "test", testData{Name: "<script>alert(1)</script>"}); err != nil {
+		if _, err := e.mailer.Send(ctx, "bob@example.com", "test", testData{Name: "<script>alert(1)</script>"}); err != nil {
 			t.Fatal(err)
 		}
 		r := mux.NewRouter()

@@ -103,7 +103,7 @@ func dataFor(to string) testData { return testData{Name: to + " " + secret + " <
 // send enqueues the "test" email to to.
 func (e *env) send(t *testing.T, to string) {
 	t.Helper()
-	if err := e.mailer.Send(ctx, to, "test", dataFor(to)); err != nil {
+	if _, err := e.mailer.Send(ctx, to, "test", dataFor(to)); err != nil {
 		t.Fatalf("send to %s: %v", to, err)
 	}
 }

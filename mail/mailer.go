@@ -35,15 +35,16 @@ type Mailer struct {
 // NAME.html) with data and puts the message to to in the outbox. When ctx
 // carries a store transaction the message joins it, so it is delivered only
 // if that transaction commits. A Worker polling the outbox picks it up; call
-// Worker.Nudge after the commit to deliver at once.
-func (m *Mailer) Send(ctx context.Context, to, templateName string, data any) error {
+// Worker.Nudge after the commit to deliver at once. It returns the
+// message's outbox id.
+func (m *Mailer) Send(ctx context.Context, to, templateName string, data any) (int64, error) {
 	addr, err := checkAddress(to)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	subject, text, html, err := m.Templates.Mail(templateName, data)
 	if err != nil {
-		return fmt.Errorf("mail %s: %w", templateName, err)
+		return 0, fmt.Errorf("mail %s: %w", templateName, err)
 	}
 	msg := store.Mail{
 		Recipient: addr,
@@ -54,10 +55,11 @@ func (m *Mailer) Send(ctx context.Context, to, templateName string, data any) er
 		HTML:      html,
 		CreatedAt: m.Now(),
 	}
-	if _, err := m.Store.EnqueueMail(ctx, msg); err != nil {
-		return fmt.Errorf("mail %s: %w", templateName, err)
+	id, err := m.Store.EnqueueMail(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("mail %s: %w", templateName, err)
 	}
-	return nil
+	return id, nil
 }
 
 // maxAddressLen is the longest address SMTP can carry (RFC 5321's 256-octet

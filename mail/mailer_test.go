@@ -29,7 +29,7 @@ func TestMailerSend(t *testing.T) {
 
 		rollback := errors.New("rollback")
 		err = e.db.InTx(ctx, func(ctx context.Context) error {
-			if err := e.mailer.Send(ctx, "bob@example.com", "test", dataFor("bob")); err != nil {
+			if _, err := e.mailer.Send(ctx, "bob@example.com", "test", dataFor("bob")); err != nil {
 				return err
 			}
 			return rollback
@@ -38,7 +38,8 @@ func TestMailerSend(t *testing.T) {
 			t.Fatalf("transaction: %v", err)
 		}
 		must(t, e.db.InTx(ctx, func(ctx context.Context) error {
-			return e.mailer.Send(ctx, "cy@example.com", "test", dataFor("cy"))
+			_, err := e.mailer.Send(ctx, "cy@example.com", "test", dataFor("cy"))
+			return err
 		}))
 		list, err := e.db.ListMail(ctx, 10)
 		must(t, err)
@@ -56,11 +57,11 @@ func TestMailerRefuses(t *testing.T) {
 		"Ada <ada@example.com>", "<ada@example.com>", "ada@example.com, eve@example.com",
 		"ada@example.com\r\nBcc: eve@example.com", "ada@example.com\n", strings.Repeat("a", 250) + "@example.com",
 	} {
-		if err := e.mailer.Send(ctx, to, "test", dataFor("x")); !errors.Is(err, mail.ErrInvalidAddress) {
+		if _, err := e.mailer.Send(ctx, to, "test", dataFor("x")); !errors.Is(err, mail.ErrInvalidAddress) {
 			t.Errorf("Send to %q: %v, want ErrInvalidAddress", to, err)
 		}
 	}
-	if err := e.mailer.Send(ctx, "ada@example.com", "no-such-template", nil); err == nil {
+	if _, err := e.mailer.Send(ctx, "ada@example.com", "no-such-template", nil); err == nil {
 		t.Error("Send with an unknown template succeeded")
 	}
 	if list, _ := e.db.ListMail(ctx, 10); len(list) != 0 {
@@ -75,7 +76,8 @@ func TestMailerSubjectOneLine(t *testing.T) {
 	tmpl, err := templates.Load(templates.Brand{Name: "Acme\r\nBcc: eve@example.com"}, "")
 	must(t, err)
 	m := &mail.Mailer{Store: e.db, Templates: tmpl, Now: e.clock.Now}
-	must(t, m.Send(ctx, "ada@example.com", "test", dataFor("ada")))
+	_, err = m.Send(ctx, "ada@example.com", "test", dataFor("ada"))
+	must(t, err)
 	if got := e.getMail(t, 1).Subject; strings.ContainsAny(got, "\r\n") || !strings.Contains(got, "Acme") {
 		t.Fatalf("subject = %q", got)
 	}

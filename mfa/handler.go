@@ -6,14 +6,12 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/twofold-id/twofold/session"
-	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/templates"
 	"github.com/twofold-id/twofold/web"
 )
@@ -22,15 +20,10 @@ import (
 // must be to change second factors.
 const ReauthWindow = 10 * time.Minute
 
-// Users is what the settings pages read of users.
-type Users interface {
-	GetUser(ctx context.Context, id string) (store.User, error)
-}
-
 // Handler serves the Security Settings pages.
 type Handler struct {
 	Factors   *Service
-	Users     Users
+	Users     session.Users
 	Sessions  *session.Manager
 	Templates *templates.Set
 	ClientIP  web.ClientIP
@@ -42,7 +35,7 @@ type Handler struct {
 // ReauthWindow. All are no-store and refuse cross-origin POSTs.
 func (h *Handler) Mount(r *mux.Router) {
 	signedIn := r.PathPrefix("/settings/security").Subrouter()
-	signedIn.Use(web.NoStore, web.CrossOrigin, h.requireSession)
+	signedIn.Use(web.NoStore, web.CrossOrigin, h.Sessions.RequireAccount(h.Users, "/settings/security", h.fail))
 	signedIn.HandleFunc("", h.handleStatus).Methods(http.MethodGet, http.MethodHead)
 
 	recent := signedIn.NewRoute().Subrouter()
@@ -53,38 +46,9 @@ func (h *Handler) Mount(r *mux.Router) {
 	recent.HandleFunc("/disable", h.handleDisable).Methods(http.MethodPost)
 }
 
-type accountKey struct{}
-
-// account is the signed-in user of a settings request.
-type account struct {
-	user    store.User
-	session store.BrowserSession
-}
-
-func accountOf(ctx context.Context) account { return ctx.Value(accountKey{}).(account) }
-
-// requireSession lets signed-in browsers through and sends others to sign
-// in, returning here afterwards.
-func (h *Handler) requireSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := h.Sessions.Current(r)
-		var user store.User
-		if err == nil {
-			user, err = h.Users.GetUser(r.Context(), sess.UserID)
-		}
-		if err == nil && user.MFAState != store.MFANone {
-			err = store.ErrNotFound // a reset is pending: no settings until it is done
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			http.Redirect(w, r, "/login?"+url.Values{"return": {"/settings/security"}}.Encode(), http.StatusSeeOther)
-			return
-		}
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, account{user, sess})))
-	})
+func accountOf(ctx context.Context) session.Account {
+	a, _ := session.AccountOf(ctx)
+	return a
 }
 
 // requireRecentSignIn lets a change through only if the browser signed in
@@ -94,18 +58,17 @@ func (h *Handler) requireSession(next http.Handler) http.Handler {
 func (h *Handler) requireRecentSignIn(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		acct := accountOf(r.Context())
-		enrolled, err := h.Factors.Enrolled(r.Context(), acct.user.ID)
+		enrolled, err := h.Factors.Enrolled(r.Context(), acct.User.ID)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		fresh := h.Now().Sub(acct.session.AuthTime) <= ReauthWindow
-		if !fresh || (enrolled && !slices.Contains(acct.session.AMR, "mfa")) {
+		if !acct.Recent(h.Now(), ReauthWindow, enrolled) {
 			back := r.URL.Path
 			if r.Method != http.MethodGet {
 				back = "/settings/security" // a form is not replayed after signing in
 			}
-			http.Redirect(w, r, "/login?"+url.Values{"return": {back}, "reauth": {"1"}}.Encode(), http.StatusSeeOther)
+			http.Redirect(w, r, session.LoginURL(back, true), http.StatusSeeOther)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -125,16 +88,16 @@ var notices = map[string]string{
 
 func (h *Handler) handleStatus(w http.ResponseWriter, r *http.Request) {
 	acct := accountOf(r.Context())
-	st, err := h.Factors.Status(r.Context(), acct.user.ID)
+	st, err := h.Factors.Status(r.Context(), acct.User.ID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "security", securityPage{Email: acct.user.Email, Status: st, Notice: notices[r.URL.Query().Get("done")]})
+	h.render(w, r, http.StatusOK, "security", securityPage{Email: acct.User.Email, Status: st, Notice: notices[r.URL.Query().Get("done")]})
 }
 
 func (h *Handler) event(r *http.Request) Event {
-	return Event{ActorID: accountOf(r.Context()).user.ID, ClientAddr: h.ClientIP.Of(r)}
+	return Event{ActorID: accountOf(r.Context()).User.ID, ClientAddr: h.ClientIP.Of(r)}
 }
 
 // EnrollPage is the data of pages/totp_enroll.html, which the sign-in
@@ -154,7 +117,7 @@ func (p EnrollPage) AppLink() template.URL { return template.URL(p.URL) }
 
 func (h *Handler) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
 	acct := accountOf(r.Context())
-	if ok, err := h.Factors.Enrolled(r.Context(), acct.user.ID); err != nil || ok {
+	if ok, err := h.Factors.Enrolled(r.Context(), acct.User.ID); err != nil || ok {
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -162,9 +125,9 @@ func (h *Handler) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/settings/security", http.StatusSeeOther)
 		return
 	}
-	e, err := h.Factors.PendingTOTP(r.Context(), acct.user)
+	e, err := h.Factors.PendingTOTP(r.Context(), acct.User)
 	if errors.Is(err, ErrNoPending) {
-		e, err = h.Factors.BeginTOTP(r.Context(), acct.user)
+		e, err = h.Factors.BeginTOTP(r.Context(), acct.User)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -180,10 +143,10 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acct := accountOf(r.Context())
-	codes, err := h.Factors.ConfirmTOTP(r.Context(), acct.user, r.PostForm.Get("code"), h.event(r))
+	codes, err := h.Factors.ConfirmTOTP(r.Context(), acct.User, r.PostForm.Get("code"), h.event(r))
 	switch {
 	case errors.Is(err, ErrInvalidCode):
-		e, err := h.Factors.PendingTOTP(r.Context(), acct.user)
+		e, err := h.Factors.PendingTOTP(r.Context(), acct.User)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -198,7 +161,7 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if _, err := h.Sessions.Start(w, r, acct.user.ID, []string{"pwd", "otp", "mfa"}, h.Now()); err != nil {
+	if _, err := h.Sessions.Start(w, r, acct.User.ID, []string{"pwd", "otp", "mfa"}, h.Now()); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -206,7 +169,7 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) handleRegenerate(w http.ResponseWriter, r *http.Request) {
-	codes, err := h.Factors.RegenerateBackupCodes(r.Context(), accountOf(r.Context()).user, h.event(r))
+	codes, err := h.Factors.RegenerateBackupCodes(r.Context(), accountOf(r.Context()).User, h.event(r))
 	if errors.Is(err, ErrNoFactor) {
 		http.Redirect(w, r, "/settings/security", http.StatusSeeOther)
 		return
@@ -219,15 +182,15 @@ func (h *Handler) handleRegenerate(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) handleDisable(w http.ResponseWriter, r *http.Request) {
 	acct := accountOf(r.Context())
-	err := h.Factors.Disable(r.Context(), acct.user, h.event(r))
+	err := h.Factors.Disable(r.Context(), acct.User, h.event(r))
 	switch {
 	case errors.Is(err, ErrRequired):
-		st, err := h.Factors.Status(r.Context(), acct.user.ID)
+		st, err := h.Factors.Status(r.Context(), acct.User.ID)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		h.render(w, r, http.StatusConflict, "security", securityPage{Email: acct.user.Email, Status: st,
+		h.render(w, r, http.StatusConflict, "security", securityPage{Email: acct.User.Email, Status: st,
 			Error: "An organization you belong to requires two-factor authentication, so it cannot be turned off."})
 		return
 	case err != nil && !errors.Is(err, ErrNoFactor):

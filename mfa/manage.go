@@ -150,6 +150,12 @@ type mailData struct {
 }
 
 func (s *Service) mail(ctx context.Context, user store.User, template string, ev Event, extra map[string]any) error {
+	_, err := s.mailID(ctx, user, template, ev, extra)
+	return err
+}
+
+// mailID queues a security email to user and returns its outbox id.
+func (s *Service) mailID(ctx context.Context, user store.User, template string, ev Event, extra map[string]any) (int64, error) {
 	name := user.Name
 	if name == "" {
 		name = user.Email

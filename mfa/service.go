@@ -45,11 +45,13 @@ type Store interface {
 	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
 	ResetRateLimit(ctx context.Context, key string) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
+	resetStore
 }
 
-// Mailer queues an email (package mail); in a transaction, with it.
+// Mailer queues an email (package mail); in a transaction, with it. It
+// returns the outbox id of the message.
 type Mailer interface {
-	Send(ctx context.Context, to, templateName string, data any) error
+	Send(ctx context.Context, to, templateName string, data any) (int64, error)
 }
 
 // DefaultUserLimit is the per-user second-factor throttle: 3 free failures,
@@ -72,6 +74,11 @@ type Service struct {
 	// Delivered is called after a transaction that queued mail commits
 	// (mail.Worker.Nudge); may be nil.
 	Delivered func()
+	// ResetURLBase is the re-enrollment link without its token
+	// ("https://id.example.com/reset/").
+	ResetURLBase string
+	// ResetLinkLifespan is how long a link works (default 24 h).
+	ResetLinkLifespan time.Duration
 }
 
 // Event says who did something from where, for the audit log and emails.

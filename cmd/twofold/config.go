@@ -46,6 +46,7 @@ type Config struct {
 	SessionIdleTimeout    time.Duration `yaml:"session_idle_timeout" env:"TWOFOLD_SESSION_IDLE_TIMEOUT" default:"8h" desc:"A browser session unused this long ends."`
 	SessionMaxAge         time.Duration `yaml:"session_max_age" env:"TWOFOLD_SESSION_MAX_AGE" default:"24h" desc:"A browser session ends this long after sign-in however active."`
 	LoginFlowLifespan     time.Duration `yaml:"login_flow_lifespan" env:"TWOFOLD_LOGIN_FLOW_LIFESPAN" default:"15m" desc:"How long a user may take to sign in."`
+	ResetLinkLifespan     time.Duration `yaml:"reset_link_lifespan" env:"TWOFOLD_RESET_LINK_LIFESPAN" default:"24h" desc:"How long the link emailed after an owner resets a member's 2FA works."`
 
 	TrustedProxies []string `yaml:"trusted_proxies" env:"TWOFOLD_TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate limits and audit)."`
 	LogFormat      string   `yaml:"log_format" env:"TWOFOLD_LOG_FORMAT" default:"text" desc:"Log format: text or json."`
@@ -176,7 +177,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"access_token_lifespan": c.AccessTokenLifespan, "refresh_token_lifespan": c.RefreshTokenLifespan,
 		"id_token_lifespan": c.IDTokenLifespan, "authorize_code_lifespan": c.AuthorizeCodeLifespan, "session_idle_timeout": c.SessionIdleTimeout,
-		"session_max_age": c.SessionMaxAge, "login_flow_lifespan": c.LoginFlowLifespan} {
+		"session_max_age": c.SessionMaxAge, "login_flow_lifespan": c.LoginFlowLifespan, "reset_link_lifespan": c.ResetLinkLifespan} {
 		if d <= 0 {
 			add("%s: must be positive", name)
 		}

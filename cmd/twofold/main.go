@@ -5,6 +5,7 @@
 //	twofold serve [--config FILE] [--dev]
 //	twofold migrate
 //	twofold users create --email E [--name N] --password-stdin
+//	twofold users reset-2fa --email E
 //	twofold orgs create --name N --owner E [--require-2fa]
 //	twofold orgs add-member --org N --email E [--role owner|member]
 //	twofold clients create --name N --redirect-uri U [--redirect-uri U]... [--public] ...
@@ -33,6 +34,7 @@ Usage:
   twofold serve [--config FILE] [--dev]
   twofold migrate [--config FILE]
   twofold users create --email E [--name N] --password-stdin
+  twofold users reset-2fa --email E
   twofold orgs create --name N --owner E [--require-2fa]
   twofold orgs add-member --org N --email E [--role owner|member]
   twofold clients create --name N --redirect-uri U [--redirect-uri U]... [--public]
@@ -90,6 +92,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"serve":           cmdServe,
 		"migrate":         cmdMigrate,
 		"users create":    cmdUsersCreate,
+		"users reset-2fa": cmdUsersReset2FA,
 		"orgs create":     cmdOrgsCreate,
 		"orgs add-member": cmdOrgsAddMember,
 		"clients create":  cmdClientsCreate,

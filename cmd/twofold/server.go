@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/twofold-id/twofold/admin"
 	"github.com/twofold-id/twofold/consent"
 	"github.com/twofold-id/twofold/mail"
 	"github.com/twofold-id/twofold/mfa"
@@ -38,7 +39,7 @@ type server struct {
 func buildServer(ctx context.Context, a *app) (*server, error) {
 	cfg := a.cfg
 	now := a.now
-	tmpl, err := templates.Load(templates.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, AccentColor: cfg.BrandColor}, cfg.TemplatesDir)
+	tmpl, err := loadTemplates(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -58,12 +59,12 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	factors := &mfa.Service{Store: a.db, Sealer: a.sealer, Mailer: mailer, Issuer: cfg.BrandName,
-		SettingsURL: cfg.Issuer + "/settings/security", Now: now, Rand: rand.Reader, UserLimit: mfa.DefaultUserLimit}
+	factors := factorService(a, mailer)
 	if worker != nil {
 		factors.Delivered = worker.Nudge
 	}
 	settings := &mfa.Handler{Factors: factors, Users: a.db, Sessions: sessions, Templates: tmpl, ClientIP: clientIP, Now: now}
+	resetLinks := &mfa.ResetLinks{Factors: factors, Limiter: a.db, Templates: tmpl, ClientIP: clientIP, Host: issuer.Host, Now: now}
 	flows := &consent.Handler{
 		Store: a.db, Passwords: passwords, Factors: factors, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
 		FlowLifetime: cfg.LoginFlowLifespan, AccountLimit: consent.DefaultAccountLimit, AddressLimit: consent.DefaultAddressLimit,
@@ -75,6 +76,11 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	console := &admin.Handler{Store: a.db, Resets: factors, Sessions: sessions, Templates: tmpl, ClientIP: clientIP, Now: now,
+		Tokens: func(ctx context.Context, token string) (admin.BearerToken, error) {
+			info, err := oidc.InspectAccessToken(ctx, token)
+			return admin.BearerToken(info), err
+		}}
 
 	r := mux.NewRouter()
 	r.PathPrefix("/static/").Handler(tmpl.Static())
@@ -83,6 +89,8 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	oidc.Mount(r)
 	flows.Mount(r)
 	settings.Mount(r)
+	resetLinks.Mount(r)
+	console.Mount(r)
 	var demoInfo *demoData
 	if cfg.Dev {
 		if demoInfo, err = mountDev(ctx, r, a, passwords, tmpl, cookies); err != nil {
@@ -101,6 +109,20 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 
 	handler := web.Logging(a.log, nil)(web.SecurityHeaders(web.LimitBody(maxBody)(r)))
 	return &server{handler: handler, keys: keys, passwords: passwords, templates: tmpl, mailer: mailer, worker: worker, demo: demoInfo}, nil
+}
+
+// factorService is the second-factor service, shared by the server and
+// the operator's reset command.
+func factorService(a *app, mailer mfa.Mailer) *mfa.Service {
+	cfg := a.cfg
+	return &mfa.Service{Store: a.db, Sealer: a.sealer, Mailer: mailer, Issuer: cfg.BrandName,
+		SettingsURL: cfg.Issuer + "/settings/security", Now: a.now, Rand: rand.Reader, UserLimit: mfa.DefaultUserLimit,
+		ResetURLBase: cfg.Issuer + "/reset/", ResetLinkLifespan: cfg.ResetLinkLifespan}
+}
+
+// loadTemplates parses the pages and emails with the operator's branding.
+func loadTemplates(cfg *Config) (*templates.Set, error) {
+	return templates.Load(templates.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, AccentColor: cfg.BrandColor}, cfg.TemplatesDir)
 }
 
 // mailWorker is the outbox's SMTP delivery, or nil when no server is set.
