@@ -145,7 +145,7 @@ func (h *Handler) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 
 // apiError writes {"error": code, "error_description": description}.
 func apiError(w http.ResponseWriter, status int, code, description string) {
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized || code == "insufficient_scope" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="twofold", error="`+code+`"`)
 	}
 	web.JSON(w, status, map[string]string{"error": code, "error_description": description})

@@ -140,9 +140,11 @@ func (h *Handler) requireRecentMFA(next http.Handler) http.Handler {
 				"Resetting a member's two-factor authentication needs your own. Turn it on in Security settings, then come back.")
 			return
 		}
-		back := r.URL.Path
+		// Back to the same page, query included: the confirmation page
+		// needs its ?org= to know which organization the owner acts for.
+		back := r.URL.RequestURI()
 		if r.Method != http.MethodGet {
-			back = "/settings/members"
+			back = "/settings/members" // a form is not replayed after signing in
 		}
 		http.Redirect(w, r, session.LoginURL(back, true), http.StatusSeeOther)
 	})

@@ -155,19 +155,12 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, err erro
 
 // errorPage renders a plain error; the cause goes to the log only.
 func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, cause error) {
-	log := web.Logger(r.Context())
-	if cause != nil {
-		log.Error(title, "err", cause)
-	}
-	h.render(w, r, status, "error", struct{ Title, Message, RequestID string }{title, message, web.RequestID(r.Context())})
+	h.Templates.Error(w, r, status, title, message, cause)
 }
 
 // render renders a page, falling back to a plain error if it cannot.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	if err := h.Templates.Render(w, status, page, data); err != nil {
-		web.Logger(r.Context()).Error("render page", "page", page, "err", err)
-		web.PlainError(w, http.StatusInternalServerError)
-	}
+	h.Templates.Respond(w, r, status, page, data)
 }
 
 // audit writes an audit event; a failure is logged, not shown.

@@ -155,15 +155,7 @@ func (p *Provider) Mount(r *mux.Router) {
 
 // errorPage renders a plain error page; the cause goes to the log only.
 func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, cause error) {
-	log := web.Logger(r.Context())
-	if cause != nil {
-		log.Warn(title, "err", cause)
-	}
-	data := struct{ Title, Message, RequestID string }{title, message, web.RequestID(r.Context())}
-	if err := p.templates.Render(w, status, "error", data); err != nil {
-		log.Error("render error page", "err", err)
-		web.PlainError(w, status)
-	}
+	p.templates.Error(w, r, status, title, message, cause)
 }
 
 // clientSecretHasher verifies client secrets with HMAC-SHA256 under a key

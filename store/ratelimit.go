@@ -31,7 +31,11 @@ func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now t
 			return fmt.Errorf("rate limit %s: %w", key, err)
 		case b.Lockout > 0 && failures >= b.Lockout:
 			return ErrThrottled // locked out until reset
-		case now.Before(blocked):
+		case blocked.After(last) && now.Before(blocked):
+			// Only a real delay blocks. Within the free attempts blocked_until
+			// equals last_failure_at, and a concurrent caller whose now was
+			// read a moment before the one that took the lock first must not
+			// be refused by that zero-length "block".
 			return ErrThrottled
 		case b.Forget > 0 && now.Sub(last) > b.Forget:
 			failures = 0

@@ -11,6 +11,12 @@ import (
 var testBackoff = store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute, Forget: 24 * time.Hour}
 
 func testRateLimit(t *testing.T, db *store.DB) {
+	// Concurrent callers read their clocks before taking the lock: an
+	// attempt stamped a moment before the last recorded one is still one
+	// of the free attempts, not blocked by a zero-length delay.
+	must(t, db.RateLimitAttempt(ctx, "skew", testBackoff, t0), "first attempt")
+	must(t, db.RateLimitAttempt(ctx, "skew", testBackoff, t0.Add(-time.Millisecond)), "earlier-stamped free attempt")
+
 	now := t0
 	for i := range 3 {
 		must(t, db.RateLimitAttempt(ctx, "k", testBackoff, now), "free attempt %d", i+1)
