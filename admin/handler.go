@@ -155,15 +155,12 @@ func (h *Handler) event(r *http.Request, actorID string) mfa.Event {
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	if err := h.Templates.Render(w, status, page, data); err != nil {
-		web.Logger(r.Context()).Error("render page", "page", page, "err", err)
-		web.PlainError(w, http.StatusInternalServerError)
-	}
+	h.Templates.Respond(w, r, status, page, data)
 }
 
 // message shows a plain page with a title and a sentence.
 func (h *Handler) message(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	h.render(w, r, status, "error", struct{ Title, Message, RequestID string }{title, msg, web.RequestID(r.Context())})
+	h.Templates.Error(w, r, status, title, msg, nil)
 }
 
 // refuse answers an authorization refusal; nothing has changed.
@@ -173,6 +170,6 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	web.Logger(r.Context()).Error("owner console", "err", err)
-	h.message(w, r, http.StatusServiceUnavailable, "Something went wrong", "The members page is unavailable right now. Please try again in a moment.")
+	h.Templates.Error(w, r, http.StatusServiceUnavailable, "Something went wrong",
+		"The members page is unavailable right now. Please try again in a moment.", err)
 }

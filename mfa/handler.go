@@ -221,15 +221,11 @@ func (h *Handler) showCodes(w http.ResponseWriter, r *http.Request, codes []stri
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	if err := h.Templates.Render(w, status, page, data); err != nil {
-		web.Logger(r.Context()).Error("render page", "page", page, "err", err)
-		web.PlainError(w, http.StatusInternalServerError)
-	}
+	h.Templates.Respond(w, r, status, page, data)
 }
 
 // fail logs the cause and shows a plain message.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	web.Logger(r.Context()).Error("security settings", "err", err)
-	h.render(w, r, http.StatusServiceUnavailable, "error", struct{ Title, Message, RequestID string }{
-		"Something went wrong", "Your security settings are unavailable right now. Please try again in a moment.", web.RequestID(r.Context())})
+	h.Templates.Error(w, r, http.StatusServiceUnavailable, "Something went wrong",
+		"Your security settings are unavailable right now. Please try again in a moment.", err)
 }

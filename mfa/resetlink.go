@@ -65,7 +65,7 @@ func (h *ResetLinks) throttle(w http.ResponseWriter, r *http.Request) (string, b
 	key := "reset-addr:" + h.ClientIP.Of(r)
 	err := h.Limiter.RateLimitAttempt(r.Context(), key, ResetLinkLimit, h.Now())
 	if errors.Is(err, store.ErrThrottled) {
-		h.page(w, r, http.StatusTooManyRequests, "error", errorPage{"Too many attempts", "Wait a few minutes, then open the link from your email again.", web.RequestID(r.Context())})
+		h.Templates.Error(w, r, http.StatusTooManyRequests, "Too many attempts", "Wait a few minutes, then open the link from your email again.", nil)
 		return key, false
 	}
 	if err != nil {
@@ -87,7 +87,7 @@ func (h *ResetLinks) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.refund(r, key)
-	h.page(w, r, http.StatusOK, "reset_link", struct{ Email, Action string }{user.Email, "/reset/" + token})
+	h.Templates.Respond(w, r, http.StatusOK, "reset_link", struct{ Email, Action string }{user.Email, "/reset/" + token})
 }
 
 func (h *ResetLinks) handleComplete(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +100,7 @@ func (h *ResetLinks) handleComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.refund(r, key)
-	h.page(w, r, http.StatusOK, "reset_done", struct{}{})
+	h.Templates.Respond(w, r, http.StatusOK, "reset_done", struct{}{})
 }
 
 func (h *ResetLinks) refund(r *http.Request, key string) {
@@ -126,20 +126,10 @@ func (h *ResetLinks) linkError(w http.ResponseWriter, r *http.Request, err error
 		h.fail(w, r, err)
 		return
 	}
-	h.page(w, r, status, "error", errorPage{"Reset link not valid", msg, web.RequestID(r.Context())})
-}
-
-type errorPage struct{ Title, Message, RequestID string }
-
-func (h *ResetLinks) page(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	if err := h.Templates.Render(w, status, name, data); err != nil {
-		web.Logger(r.Context()).Error("render page", "page", name, "err", err)
-		web.PlainError(w, http.StatusInternalServerError)
-	}
+	h.Templates.Error(w, r, status, "Reset link not valid", msg, nil)
 }
 
 func (h *ResetLinks) fail(w http.ResponseWriter, r *http.Request, err error) {
-	web.Logger(r.Context()).Error("reset link", "err", err)
-	h.page(w, r, http.StatusServiceUnavailable, "error", errorPage{"Something went wrong",
-		"The reset is unavailable right now. Please try again in a moment.", web.RequestID(r.Context())})
+	h.Templates.Error(w, r, http.StatusServiceUnavailable, "Something went wrong",
+		"The reset is unavailable right now. Please try again in a moment.", err)
 }
