@@ -155,6 +155,7 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time) error {
 	for _, q := range []string{
 		`DELETE FROM login_flows WHERE expires_at <= $1`,
 		`DELETE FROM browser_sessions WHERE expires_at <= $1`,
+		`DELETE FROM webauthn_ceremonies WHERE expires_at <= $1`,
 	} {
 		if _, err := db.exec(ctx, q, utc(now)); err != nil {
 			return fmt.Errorf("delete expired: %w", err)

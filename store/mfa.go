@@ -134,7 +134,8 @@ func (db *DB) CountBackupCodes(ctx context.Context, userID string) (int, error) 
 }
 
 // DeleteSecondFactors removes every second factor of the user: TOTP
-// credential and enrollment, backup codes. It returns how many rows went.
+// credential and enrollment, backup codes, security keys and their
+// ceremonies. It returns how many rows went.
 func (db *DB) DeleteSecondFactors(ctx context.Context, userID string) (int64, error) {
 	var total int64
 	err := db.InTx(ctx, func(ctx context.Context) error {
@@ -142,6 +143,8 @@ func (db *DB) DeleteSecondFactors(ctx context.Context, userID string) (int64, er
 			`DELETE FROM totp_credentials WHERE user_id = $1`,
 			`DELETE FROM totp_enrollments WHERE user_id = $1`,
 			`DELETE FROM backup_codes WHERE user_id = $1`,
+			`DELETE FROM webauthn_credentials WHERE user_id = $1`,
+			`DELETE FROM webauthn_ceremonies WHERE user_id = $1`,
 		} {
 			res, err := db.exec(ctx, q, userID)
 			if err != nil {

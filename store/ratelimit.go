@@ -20,13 +20,18 @@ import (
 func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
 	now = utc(now)
 	return db.InTx(ctx, func(ctx context.Context) error {
+		// The row must exist before it can be locked: FOR UPDATE on a
+		// missing row locks nothing, and concurrent first attempts would
+		// each count from zero and lose each other's failures.
+		if _, err := db.exec(ctx, `INSERT INTO rate_limits (key, failures, last_failure_at, blocked_until) VALUES ($1, 0, $2, $2)
+			ON CONFLICT (key) DO NOTHING`, key, utc(time.Unix(0, 0))); err != nil {
+			return fmt.Errorf("rate limit %s: %w", key, err)
+		}
 		var failures int
 		var last, blocked time.Time
 		err := db.q(ctx).QueryRowContext(ctx, `SELECT failures, last_failure_at, blocked_until FROM rate_limits
 			WHERE key = $1`+db.dialect.forUpdate, key).Scan(&failures, &last, &blocked)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			failures = 0
 		case err != nil:
 			return fmt.Errorf("rate limit %s: %w", key, err)
 		case b.Lockout > 0 && failures >= b.Lockout:

@@ -105,13 +105,15 @@ type MemberInfo struct {
 	Role        Role
 	TOTP        bool
 	BackupCodes int
+	Keys        int // security keys and passkeys
 }
 
 // ListOrgMembers returns the organization's members, by email.
 func (db *DB) ListOrgMembers(ctx context.Context, orgID string) ([]MemberInfo, error) {
 	rows, err := db.q(ctx).QueryContext(ctx, `SELECT `+prefixed("u.", userColumns)+`, m.role,
 			EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id),
-			(SELECT COUNT(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL)
+			(SELECT COUNT(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL),
+			(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.user_id = u.id)
 		FROM memberships m JOIN users u ON u.id = m.user_id
 		WHERE m.org_id = $1 ORDER BY u.email`, orgID)
 	if err != nil {
@@ -124,7 +126,7 @@ func (db *DB) ListOrgMembers(ctx context.Context, orgID string) ([]MemberInfo, e
 		var lastLogin sql.NullTime
 		u := &m.User
 		if err := rows.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &u.MFAState, &u.CreatedAt,
-			&lastLogin, &m.Role, &m.TOTP, &m.BackupCodes); err != nil {
+			&lastLogin, &m.Role, &m.TOTP, &m.BackupCodes, &m.Keys); err != nil {
 			return nil, err
 		}
 		u.LastLoginAt = lastLogin.Time

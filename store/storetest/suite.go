@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"TOTPSteps", testTOTPSteps},
 		{"BackupCodes", testBackupCodes},
 		{"OrgPolicyAndFlowLimit", testOrgPolicyAndFlowLimit},
+		{"WebAuthnCredentials", testWebAuthnCredentials},
+		{"WebAuthnCeremonies", testWebAuthnCeremonies},
 		{"ResetTokens", testResetTokens},
 		{"ConcurrentResets", testConcurrentResets},
 		{"OrgMembers", testOrgMembers},
