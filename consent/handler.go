@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -47,6 +48,12 @@ type SecondFactor interface {
 	BeginTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
 	PendingTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
 	ConfirmTOTP(ctx context.Context, user store.User, code string, ev mfa.Event) ([]string, error)
+	Status(ctx context.Context, userID string) (mfa.Status, error)
+	KeysAvailable() bool
+	BeginKeyLogin(ctx context.Context, user store.User, binding string) (string, json.RawMessage, error)
+	FinishKeyLogin(ctx context.Context, user store.User, ceremonyID, binding string, response []byte, ev mfa.Event) (mfa.Result, error)
+	BeginKeyRegistration(ctx context.Context, user store.User, binding string) (string, json.RawMessage, error)
+	FinishKeyRegistration(ctx context.Context, user store.User, ceremonyID, binding, name string, response []byte, ev mfa.Event) ([]string, error)
 }
 
 // Passwords verifies user passwords (package password).
@@ -91,8 +98,10 @@ func (h *Handler) Mount(r *mux.Router) {
 	pages.HandleFunc("/login/continue", h.handleContinue).Methods(http.MethodGet)
 	pages.HandleFunc("/login/2fa", h.handleSecondFactorPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/login/2fa", h.handleSecondFactor).Methods(http.MethodPost)
+	pages.HandleFunc("/login/2fa/key", h.handleSecurityKey).Methods(http.MethodPost)
 	pages.HandleFunc("/login/enroll", h.handleEnrollPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/login/enroll", h.handleEnroll).Methods(http.MethodPost)
+	pages.HandleFunc("/login/enroll/key", h.handleEnrollKey).Methods(http.MethodPost)
 	pages.HandleFunc("/consent", h.handleConsentPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/consent", h.handleConsent).Methods(http.MethodPost)
 	pages.HandleFunc("/logout", h.handleLogoutPage).Methods(http.MethodGet, http.MethodHead)

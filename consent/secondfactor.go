@@ -23,6 +23,31 @@ const msgInvalidCode = "That code didn't work. Check it and try again, or use a 
 // secondFactorPage is the data of pages/login_2fa.html.
 type secondFactorPage struct {
 	FlowID, ClientName, Error string
+	HasTOTP                   bool
+	// Key offers the user's security keys, when they have any.
+	Key *mfa.KeyForm
+}
+
+// showSecondFactor renders the second-factor step: the code field, and a
+// security-key ceremony (a new challenge, bound to this flow) when the
+// user has keys.
+func (h *Handler) showSecondFactor(w http.ResponseWriter, r *http.Request, status int, f store.LoginFlow, user store.User, errMsg string) {
+	st, err := h.Factors.Status(r.Context(), user.ID)
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	page := secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f), Error: errMsg, HasTOTP: st.TOTP}
+	if len(st.Keys) > 0 && h.Factors.KeysAvailable() {
+		id, options, err := h.Factors.BeginKeyLogin(r.Context(), user, mfa.FlowBinding(f.ID))
+		if err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		page.Key = &mfa.KeyForm{Options: options, Ceremony: id, Action: "/login/2fa/key", Mode: "get",
+			Label: "Use your security key", FlowID: f.ID}
+	}
+	h.render(w, r, status, "login_2fa", page)
 }
 
 // factorFlow loads a flow at step (the second-factor or the enrollment
@@ -54,11 +79,11 @@ func (h *Handler) clientName(r *http.Request, f store.LoginFlow) string {
 // handleSecondFactorPage asks for a code from the authenticator app or a
 // backup code, in one field.
 func (h *Handler) handleSecondFactorPage(w http.ResponseWriter, r *http.Request) {
-	f, _, ok := h.factorFlow(w, r, r.URL.Query().Get("flow"), "/login/2fa")
+	f, user, ok := h.factorFlow(w, r, r.URL.Query().Get("flow"), "/login/2fa")
 	if !ok {
 		return
 	}
-	h.render(w, r, http.StatusOK, "login_2fa", secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f)})
+	h.showSecondFactor(w, r, http.StatusOK, f, user, "")
 }
 
 // handleSecondFactor checks the code. The flow's attempt is spent before
@@ -73,23 +98,12 @@ func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	if err := h.Store.CountFlowMFAFailure(ctx, f.ID, maxFlowMFAFailures, h.Now()); errors.Is(err, store.ErrThrottled) {
-		if err := h.Store.ConsumeLoginFlow(ctx, f.ID, h.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-			web.Logger(ctx).Error("end login flow", "err", err)
-		}
-		h.audit(r, "mfa.flow_ended", user.ID, nil)
-		h.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts",
-			"This sign-in has ended after too many wrong codes. Return to the application and sign in again.", nil)
-		return
-	} else if err != nil {
-		h.internalError(w, r, err)
+	if !h.spendAttempt(w, r, f, user) {
 		return
 	}
-	res, err := h.Factors.Verify(ctx, user, r.PostForm.Get("code"), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
+	res, err := h.Factors.Verify(r.Context(), user, r.PostForm.Get("code"), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
 	if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrThrottled) {
-		page := secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f), Error: msgInvalidCode}
-		h.render(w, r, http.StatusUnauthorized, "login_2fa", page)
+		h.showSecondFactor(w, r, http.StatusUnauthorized, f, user, msgInvalidCode)
 		return
 	} else if err != nil {
 		h.internalError(w, r, err)
@@ -106,6 +120,51 @@ func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+}
+
+// spendAttempt spends one of the flow's second-factor attempts, before the
+// code or key is checked (one conditional write); when none are left the
+// flow ends. It answers the request and returns false then.
+func (h *Handler) spendAttempt(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User) bool {
+	ctx := r.Context()
+	err := h.Store.CountFlowMFAFailure(ctx, f.ID, maxFlowMFAFailures, h.Now())
+	if errors.Is(err, store.ErrThrottled) {
+		if err := h.Store.ConsumeLoginFlow(ctx, f.ID, h.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			web.Logger(ctx).Error("end login flow", "err", err)
+		}
+		h.audit(r, "mfa.flow_ended", user.ID, nil)
+		h.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts",
+			"This sign-in has ended after too many wrong codes. Return to the application and sign in again.", nil)
+		return false
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return false
+	}
+	return true
+}
+
+// handleSecurityKey checks a security key's answer to the challenge the
+// second-factor page carried.
+func (h *Handler) handleSecurityKey(w http.ResponseWriter, r *http.Request) {
+	if !web.ParseForm(w, r) {
+		return
+	}
+	f, user, ok := h.factorFlow(w, r, r.PostForm.Get("flow"), "/login/2fa")
+	if !ok || !h.spendAttempt(w, r, f, user) {
+		return
+	}
+	res, err := h.Factors.FinishKeyLogin(r.Context(), user, r.PostForm.Get("ceremony"), mfa.FlowBinding(f.ID),
+		[]byte(r.PostForm.Get("response")), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
+	if errors.Is(err, mfa.ErrKeyRejected) || errors.Is(err, mfa.ErrThrottled) {
+		h.showSecondFactor(w, r, http.StatusUnauthorized, f, user, "Your security key was not accepted. Try again, or enter a code.")
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	if h.secondFactorDone(w, r, f, user, res.AMR(), res.Method) {
+		http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	}
 }
 
 // secondFactorDone records a proved second factor in the flow and signs
@@ -143,7 +202,25 @@ func (h *Handler) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "totp_enroll", h.enrollPage(f, e, ""))
+	h.showEnroll(w, r, http.StatusOK, f, user, e, "")
+}
+
+// showEnroll renders forced enrollment: the authenticator app, and a
+// security key (its own ceremony, bound to this flow).
+func (h *Handler) showEnroll(w http.ResponseWriter, r *http.Request, status int, f store.LoginFlow, user store.User, e mfa.Enrollment, errMsg string) {
+	page := h.enrollPage(f, e, errMsg)
+	if !h.Factors.KeysAvailable() {
+		h.render(w, r, status, "totp_enroll", page)
+		return
+	}
+	id, options, err := h.Factors.BeginKeyRegistration(r.Context(), user, mfa.FlowBinding(f.ID))
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	page.Key = &mfa.KeyForm{Options: options, Ceremony: id, Action: "/login/enroll/key", Mode: "create",
+		Label: "Use a security key", FlowID: f.ID}
+	h.render(w, r, status, "totp_enroll", page)
 }
 
 func (h *Handler) enrollPage(f store.LoginFlow, e mfa.Enrollment, errMsg string) mfa.EnrollPage {
@@ -169,7 +246,7 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			h.internalError(w, r, err)
 			return
 		}
-		h.render(w, r, http.StatusUnauthorized, "totp_enroll", h.enrollPage(f, e, "That code didn't work. Enter the current code from your app."))
+		h.showEnroll(w, r, http.StatusUnauthorized, f, user, e, "That code didn't work. Enter the current code from your app.")
 		return
 	} else if errors.Is(err, mfa.ErrNoPending) {
 		http.Redirect(w, r, "/login/enroll?flow="+f.ID, http.StatusSeeOther)
@@ -180,6 +257,40 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// Enrolling proved the new factor with a code from it.
 	if !h.secondFactorDone(w, r, f, user, []string{"pwd", "otp", "mfa"}, "enrolled_totp") {
+		return
+	}
+	h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
+}
+
+// handleEnrollKey registers a security key as the required second factor
+// inside the sign-in flow, then shows the new backup codes once.
+func (h *Handler) handleEnrollKey(w http.ResponseWriter, r *http.Request) {
+	if !web.ParseForm(w, r) {
+		return
+	}
+	f, user, ok := h.factorFlow(w, r, r.PostForm.Get("flow"), "/login/enroll")
+	if !ok {
+		return
+	}
+	codes, err := h.Factors.FinishKeyRegistration(r.Context(), user, r.PostForm.Get("ceremony"), mfa.FlowBinding(f.ID),
+		r.PostForm.Get("name"), []byte(r.PostForm.Get("response")), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
+	if errors.Is(err, mfa.ErrKeyRejected) || errors.Is(err, mfa.ErrKeyExists) {
+		e, perr := h.Factors.PendingTOTP(r.Context(), user)
+		if errors.Is(perr, mfa.ErrNoPending) {
+			e, perr = h.Factors.BeginTOTP(r.Context(), user)
+		}
+		if perr != nil {
+			h.internalError(w, r, perr)
+			return
+		}
+		h.showEnroll(w, r, http.StatusBadRequest, f, user, e, "The security key could not be added. Try again, or use an authenticator app.")
+		return
+	} else if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	// Registering proved the key is in the user's hands.
+	if !h.secondFactorDone(w, r, f, user, []string{"pwd", "hwk", "mfa"}, "enrolled_key") {
 		return
 	}
 	h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))

@@ -44,6 +44,10 @@ func (h *Handler) Mount(r *mux.Router) {
 	recent.HandleFunc("/totp", h.handleEnroll).Methods(http.MethodPost)
 	recent.HandleFunc("/backup-codes", h.handleRegenerate).Methods(http.MethodPost)
 	recent.HandleFunc("/disable", h.handleDisable).Methods(http.MethodPost)
+	recent.HandleFunc("/keys/new", h.handleKeyPage).Methods(http.MethodGet)
+	recent.HandleFunc("/keys", h.handleKeyAdd).Methods(http.MethodPost)
+	recent.HandleFunc("/keys/{id}/rename", h.handleKeyRename).Methods(http.MethodPost)
+	recent.HandleFunc("/keys/{id}/remove", h.handleKeyRemove).Methods(http.MethodPost)
 }
 
 func accountOf(ctx context.Context) session.Account {
@@ -80,10 +84,13 @@ type securityPage struct {
 	Email         string
 	Status        Status
 	Notice, Error string
+	KeysAvailable bool
 }
 
 var notices = map[string]string{
-	"off": "Two-factor authentication is off. Your authenticator app and backup codes no longer work.",
+	"off":         "Two-factor authentication is off. Your authenticator app, security keys and backup codes no longer work.",
+	"key-added":   "The security key was added.",
+	"key-removed": "The security key was removed.",
 }
 
 func (h *Handler) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +100,8 @@ func (h *Handler) handleStatus(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "security", securityPage{Email: acct.User.Email, Status: st, Notice: notices[r.URL.Query().Get("done")]})
+	h.render(w, r, http.StatusOK, "security", securityPage{Email: acct.User.Email, Status: st,
+		Notice: notices[r.URL.Query().Get("done")], KeysAvailable: h.Factors.KeysAvailable()})
 }
 
 func (h *Handler) event(r *http.Request) Event {
@@ -105,6 +113,8 @@ func (h *Handler) event(r *http.Request) Event {
 type EnrollPage struct {
 	Action, FlowID, Error, Intro string
 	Enrollment
+	// Key, when set, offers a security key instead of the app.
+	Key *KeyForm
 }
 
 // QRImage is the QR code as an image URL. html/template refuses data: URLs

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/pquerna/otp"
 
 	"github.com/twofold-id/twofold/seal"
@@ -46,6 +47,18 @@ type Store interface {
 	ResetRateLimit(ctx context.Context, key string) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 	resetStore
+	keyStore
+}
+
+// keyStore is what security keys need of the store; part of Store.
+type keyStore interface {
+	CreateWebAuthnCredential(ctx context.Context, c store.WebAuthnCredential) error
+	ListWebAuthnCredentials(ctx context.Context, userID string) ([]store.WebAuthnCredential, error)
+	UseWebAuthnCredential(ctx context.Context, c store.WebAuthnCredential, oldCount uint32) error
+	RenameWebAuthnCredential(ctx context.Context, userID string, id []byte, name string) error
+	DeleteWebAuthnCredential(ctx context.Context, userID string, id []byte) error
+	CreateWebAuthnCeremony(ctx context.Context, c store.WebAuthnCeremony) error
+	ConsumeWebAuthnCeremony(ctx context.Context, id, kind, userID, binding string, now time.Time) (store.WebAuthnCeremony, error)
 }
 
 // Mailer queues an email (package mail); in a transaction, with it. It
@@ -79,6 +92,8 @@ type Service struct {
 	ResetURLBase string
 	// ResetLinkLifespan is how long a link works (default 24 h).
 	ResetLinkLifespan time.Duration
+	// WebAuthn is the relying party for security keys (NewWebAuthn).
+	WebAuthn *webauthn.WebAuthn
 }
 
 // Event says who did something from where, for the audit log and emails.
@@ -91,18 +106,23 @@ type Event struct {
 type Status struct {
 	TOTP        bool
 	TOTPSince   time.Time
+	Keys        []Key
 	BackupCodes int
 	// Required is true when an organization of the user requires 2FA.
 	Required bool
 }
 
-// Enrolled reports whether the user has a second factor.
+// Enrolled reports whether the user has a second factor: an authenticator
+// app or a security key.
 func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
 	_, err := s.Store.GetTOTPCredential(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+	if err == nil {
+		return true, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
 	}
-	return err == nil, err
+	keys, err := s.Store.ListWebAuthnCredentials(ctx, userID)
+	return len(keys) > 0, err
 }
 
 // MustEnroll reports whether the user may not go on without a second
@@ -122,6 +142,9 @@ func (s *Service) Status(ctx context.Context, userID string) (Status, error) {
 	case err == nil:
 		st.TOTP, st.TOTPSince = true, cred.CreatedAt
 	case !errors.Is(err, store.ErrNotFound):
+		return st, err
+	}
+	if st.Keys, err = s.Keys(ctx, userID); err != nil {
 		return st, err
 	}
 	if st.BackupCodes, err = s.Store.CountBackupCodes(ctx, userID); err != nil {

@@ -21,8 +21,18 @@ type Result struct {
 	BackupCodesLeft int
 }
 
-// AMR is the RFC 8176 methods a second factor adds to the password's.
-func (r Result) AMR() []string { return []string{"pwd", "otp", "mfa"} }
+// AMR is the RFC 8176 methods of a sign-in with the password and this
+// second factor: otp for codes (an app's or a backup code), hwk for a
+// hardware security key, swk for a platform or synced passkey.
+func (r Result) AMR() []string {
+	switch r.Method {
+	case MethodSecurityKey:
+		return []string{"pwd", "hwk", "mfa"}
+	case MethodPasskey:
+		return []string{"pwd", "swk", "mfa"}
+	}
+	return []string{"pwd", "otp", "mfa"}
+}
 
 // userLimitKey is the rate-limit key of a user's second-factor attempts;
 // passwords are counted under other keys, so guessing passwords cannot

@@ -86,6 +86,8 @@ func (s *Set) funcs() template.FuncMap {
 	}
 }
 
+// parsePages parses each page with the layout and the partials (files
+// whose names start with "_", such as the security-key form).
 func (s *Set) parsePages(src fs.FS) error {
 	layout, err := fs.ReadFile(src, "pages/layout.html")
 	if err != nil {
@@ -95,9 +97,19 @@ func (s *Set) parsePages(src fs.FS) error {
 	if err != nil {
 		return err
 	}
+	var partials []string
+	for _, file := range names {
+		if strings.HasPrefix(path.Base(file), "_") {
+			body, err := fs.ReadFile(src, file)
+			if err != nil {
+				return fmt.Errorf("templates: %w", err)
+			}
+			partials = append(partials, string(body))
+		}
+	}
 	for _, file := range names {
 		name := strings.TrimSuffix(path.Base(file), ".html")
-		if name == "layout" {
+		if name == "layout" || strings.HasPrefix(name, "_") {
 			continue
 		}
 		body, err := fs.ReadFile(src, file)
@@ -105,6 +117,11 @@ func (s *Set) parsePages(src fs.FS) error {
 			return fmt.Errorf("templates: %w", err)
 		}
 		t, err := template.New("layout").Funcs(s.funcs()).Parse(string(layout))
+		for _, p := range partials {
+			if err == nil {
+				_, err = t.New("").Parse(p)
+			}
+		}
 		if err == nil {
 			_, err = t.New(name).Parse(string(body))
 		}

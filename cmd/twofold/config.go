@@ -48,13 +48,14 @@ type Config struct {
 	LoginFlowLifespan     time.Duration `yaml:"login_flow_lifespan" env:"TWOFOLD_LOGIN_FLOW_LIFESPAN" default:"15m" desc:"How long a user may take to sign in."`
 	ResetLinkLifespan     time.Duration `yaml:"reset_link_lifespan" env:"TWOFOLD_RESET_LINK_LIFESPAN" default:"24h" desc:"How long the link emailed after an owner resets a member's 2FA works."`
 
-	TrustedProxies []string `yaml:"trusted_proxies" env:"TWOFOLD_TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate limits and audit)."`
-	LogFormat      string   `yaml:"log_format" env:"TWOFOLD_LOG_FORMAT" default:"text" desc:"Log format: text or json."`
-	LogLevel       string   `yaml:"log_level" env:"TWOFOLD_LOG_LEVEL" default:"info" desc:"Log level: debug, info, warn or error."`
-	TemplatesDir   string   `yaml:"templates_dir" env:"TWOFOLD_TEMPLATES_DIR" default:"" desc:"Directory whose pages/*.html and mail/*.{txt,html} replace the embedded ones of the same name."`
-	BrandName      string   `yaml:"brand_name" env:"TWOFOLD_BRAND_NAME" default:"twofold" desc:"Product name shown on pages and in mail."`
-	BrandLogoURL   string   `yaml:"brand_logo_url" env:"TWOFOLD_BRAND_LOGO_URL" default:"" desc:"Logo shown beside the product name (a same-origin path or https URL)."`
-	BrandColor     string   `yaml:"brand_color" env:"TWOFOLD_BRAND_COLOR" default:"" desc:"Accent color as #rgb or #rrggbb."`
+	WebAuthnOrigins []string `yaml:"webauthn_origins" env:"TWOFOLD_WEBAUTHN_ORIGINS" default:"" desc:"Extra origins (comma-separated, like https://login.example.com) allowed to use security keys besides the issuer's own. The relying party id is always the issuer's host."`
+	TrustedProxies  []string `yaml:"trusted_proxies" env:"TWOFOLD_TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate limits and audit)."`
+	LogFormat       string   `yaml:"log_format" env:"TWOFOLD_LOG_FORMAT" default:"text" desc:"Log format: text or json."`
+	LogLevel        string   `yaml:"log_level" env:"TWOFOLD_LOG_LEVEL" default:"info" desc:"Log level: debug, info, warn or error."`
+	TemplatesDir    string   `yaml:"templates_dir" env:"TWOFOLD_TEMPLATES_DIR" default:"" desc:"Directory whose pages/*.html and mail/*.{txt,html} replace the embedded ones of the same name."`
+	BrandName       string   `yaml:"brand_name" env:"TWOFOLD_BRAND_NAME" default:"twofold" desc:"Product name shown on pages and in mail."`
+	BrandLogoURL    string   `yaml:"brand_logo_url" env:"TWOFOLD_BRAND_LOGO_URL" default:"" desc:"Logo shown beside the product name (a same-origin path or https URL)."`
+	BrandColor      string   `yaml:"brand_color" env:"TWOFOLD_BRAND_COLOR" default:"" desc:"Accent color as #rgb or #rrggbb."`
 
 	// Dev is set by serve --dev, never by file or environment.
 	Dev bool `yaml:"-"`
@@ -184,6 +185,11 @@ func (c *Config) Validate() error {
 	}
 	if c.AuthorizeCodeLifespan > 10*time.Minute {
 		add("authorize_code_lifespan: %s is longer than the 10m maximum", c.AuthorizeCodeLifespan)
+	}
+	for _, o := range c.WebAuthnOrigins {
+		if u, err := url.Parse(o); err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			add("webauthn_origins: %q is not an origin like https://login.example.com", o)
+		}
 	}
 	if _, err := c.trustedProxies(); err != nil {
 		add("trusted_proxies: %v", err)

@@ -36,7 +36,10 @@ func cmdUsersReset2FA(ctx context.Context, e env, args []string) error {
 		} else if err != nil {
 			return err
 		}
-		factors := factorService(a, &mail.Mailer{Store: a.db, Templates: tmpl, Now: a.now})
+		factors, err := factorService(a, &mail.Mailer{Store: a.db, Templates: tmpl, Now: a.now})
+		if err != nil {
+			return err
+		}
 		res, err := factors.Reset(ctx, user, mfa.Event{ActorID: mfa.Operator, ClientAddr: "command line"})
 		if err != nil {
 			return err

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gorilla/mux"
 
 	"github.com/twofold-id/twofold/admin"
@@ -59,7 +62,10 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	factors := factorService(a, mailer)
+	factors, err := factorService(a, mailer)
+	if err != nil {
+		return nil, err
+	}
 	if worker != nil {
 		factors.Delivered = worker.Nudge
 	}
@@ -113,11 +119,22 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 
 // factorService is the second-factor service, shared by the server and
 // the operator's reset command.
-func factorService(a *app, mailer mfa.Mailer) *mfa.Service {
+func factorService(a *app, mailer mfa.Mailer) (*mfa.Service, error) {
 	cfg := a.cfg
+	issuer := cfg.issuerURL()
+	var wa *webauthn.WebAuthn
+	if _, err := netip.ParseAddr(issuer.Hostname()); err == nil {
+		// WebAuthn's relying party id is a domain; browsers refuse an IP
+		// address. Such an issuer works, without security keys.
+		a.log.Warn("the issuer's host is an IP address: security keys are unavailable; use a host name such as localhost",
+			"issuer", cfg.Issuer)
+	} else if wa, err = mfa.NewWebAuthn(cfg.BrandName, issuer.Hostname(),
+		append([]string{issuer.Scheme + "://" + issuer.Host}, cfg.WebAuthnOrigins...)); err != nil {
+		return nil, fmt.Errorf("webauthn: %w", err)
+	}
 	return &mfa.Service{Store: a.db, Sealer: a.sealer, Mailer: mailer, Issuer: cfg.BrandName,
 		SettingsURL: cfg.Issuer + "/settings/security", Now: a.now, Rand: rand.Reader, UserLimit: mfa.DefaultUserLimit,
-		ResetURLBase: cfg.Issuer + "/reset/", ResetLinkLifespan: cfg.ResetLinkLifespan}
+		ResetURLBase: cfg.Issuer + "/reset/", ResetLinkLifespan: cfg.ResetLinkLifespan, WebAuthn: wa}, nil
 }
 
 // loadTemplates parses the pages and emails with the operator's branding.
