@@ -53,6 +53,43 @@ func quoteYAML(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// exampleConfig renders deploy/twofold.example.yaml: every setting with its
+// meaning and default, commented out where the default is what most want.
+func exampleConfig() []byte {
+	var b bytes.Buffer
+	b.WriteString("# twofold configuration: every setting, with its default.\n")
+	b.WriteString("# Generated from cmd/twofold/config.go (UPDATE_DOCS=1 go test ./cmd/twofold -run TestConfigReference).\n")
+	b.WriteString("# Each setting can also be given as the environment variable named above it, which wins over this file.\n")
+	var c Config
+	c.fields(func(f reflect.StructField, _ reflect.Value) {
+		fmt.Fprintf(&b, "\n# %s\n# env: %s\n", f.Tag.Get("desc"), f.Tag.Get("env"))
+		fmt.Fprintf(&b, "# %s: %s\n", f.Tag.Get("yaml"), quoteYAML(f.Tag.Get("default")))
+	})
+	return b.Bytes()
+}
+
+// TestExampleConfig keeps deploy/twofold.example.yaml in step with Config,
+// and checks that it loads.
+func TestExampleConfig(t *testing.T) {
+	const path = "../../deploy/twofold.example.yaml"
+	got := exampleConfig()
+	if updateDocs {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("deploy/twofold.example.yaml is out of date: run UPDATE_DOCS=1 go test ./cmd/twofold -run TestExampleConfig")
+	}
+	if _, err := LoadConfig(path, func(string) string { return "" }); err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+}
+
 // TestConfigReference keeps docs/configuration.md in step with Config.
 func TestConfigReference(t *testing.T) {
 	const path = "../../docs/configuration.md"
