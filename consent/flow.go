@@ -123,6 +123,12 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		if err != nil {
 			return "", err
 		}
+		// An owner reset the user after this flow's password step: their
+		// factors are gone, so without this stop a flow waiting for the
+		// second factor would finish with the password alone.
+		if user.MFAState == store.MFAResetPending {
+			return "", errResetPending
+		}
 		need, err := h.needsSecondFactor(r, f, user)
 		if err != nil {
 			return "", err

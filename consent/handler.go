@@ -126,6 +126,10 @@ func (h *Handler) binding(w http.ResponseWriter, r *http.Request) []byte {
 // errFlowNotHere is a flow that is missing, expired, or bound to another browser.
 var errFlowNotHere = errors.New("login flow missing, expired or bound to another browser")
 
+// errResetPending is a flow whose user an owner reset after the flow's
+// password step: it goes no further until the emailed link is used.
+var errResetPending = errors.New("login flow of a user whose 2FA reset is pending")
+
 // loadFlow returns the flow id if it is alive and bound to this browser.
 func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) {
 	if id == "" || len(id) > 64 {
@@ -148,6 +152,10 @@ func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) 
 
 // flowError answers a request whose flow cannot continue.
 func (h *Handler) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errResetPending) {
+		h.resetPendingPage(w, r)
+		return
+	}
 	if errors.Is(err, errFlowNotHere) {
 		h.errorPage(w, r, http.StatusBadRequest, "Sign-in expired",
 			"This sign-in has expired, was completed, or was started in another browser. Return to the application and sign in again.", nil)

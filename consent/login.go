@@ -144,8 +144,7 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 	if user.MFAState == store.MFAResetPending {
 		// While an owner's reset is pending, a password alone never yields
 		// a session: the emailed link must be used first.
-		h.errorPage(w, r, http.StatusForbidden, "Check your email",
-			"Your two-factor authentication was reset by an owner of your organization. Open the link in the email we sent you to continue. If the link has expired, ask an owner to send a new one.", nil)
+		h.resetPendingPage(w, r)
 		return
 	}
 	now := h.Now()
@@ -171,6 +170,13 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 		return
 	}
 	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+}
+
+// resetPendingPage tells a user whose 2FA an owner reset to use the
+// emailed link first.
+func (h *Handler) resetPendingPage(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, http.StatusForbidden, "Check your email",
+		"Your two-factor authentication was reset by an owner of your organization. Open the link in the email we sent you to continue. If the link has expired, ask an owner to send a new one.", nil)
 }
 
 // recordLogin notes a completed sign-in: the user's last sign-in time and

@@ -31,6 +31,7 @@ const Operator = "operator"
 type resetStore interface {
 	LockUser(ctx context.Context, id string) error
 	DeleteUserBrowserSessions(ctx context.Context, userID string) (int64, error)
+	DeleteUserLoginFlows(ctx context.Context, userID string) (int64, error)
 	RevokeUserTokens(ctx context.Context, userID string) (int64, error)
 	CreateResetToken(ctx context.Context, t store.ResetToken) error
 	GetResetToken(ctx context.Context, hash []byte) (store.ResetToken, error)
@@ -51,8 +52,8 @@ type ResetResult struct {
 // Reset is the owner-initiated 2FA reset. In one transaction, holding a
 // lock on the member's row (so two owners resetting at once run one after
 // the other and leave one live link), it deletes every second factor of
-// target, ends their browser sessions, revokes their access and refresh
-// tokens, lifts their second-factor lockout, marks them reset pending,
+// target, ends their browser sessions and sign-ins in progress, revokes
+// their access and refresh tokens, lifts their second-factor lockout, marks them reset pending,
 // issues a single-use re-enrollment link (256 random bits, stored as a
 // keyed hash, replacing any earlier link), audits the reset in every
 // organization the member belongs to, and queues the email with the link.
@@ -71,6 +72,9 @@ func (s *Service) Reset(ctx context.Context, target store.User, actor Event) (Re
 			return err
 		}
 		if _, err := rs.DeleteUserBrowserSessions(ctx, target.ID); err != nil {
+			return err
+		}
+		if _, err := rs.DeleteUserLoginFlows(ctx, target.ID); err != nil {
 			return err
 		}
 		if _, err := rs.RevokeUserTokens(ctx, target.ID); err != nil {

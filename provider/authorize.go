@@ -115,6 +115,12 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	if user.MFAState != store.MFANone {
+		// A second lock behind the login flow's: a user whose 2FA an owner
+		// reset gets no code until they have enrolled again.
+		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user must set up two-factor authentication again."))
+		return
+	}
 	for _, s := range flow.GrantedScopes {
 		if ar.GetRequestedScopes().Has(s) {
 			ar.GrantScope(s)

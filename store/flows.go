@@ -70,6 +70,17 @@ func (db *DB) ConsumeLoginFlow(ctx context.Context, id string, now time.Time) er
 	return nil
 }
 
+// DeleteUserLoginFlows ends every sign-in of the user in progress, at
+// whatever step: an owner's reset must not leave a flow that already passed
+// its second factor waiting to turn into a code.
+func (db *DB) DeleteUserLoginFlows(ctx context.Context, userID string) (int64, error) {
+	res, err := db.exec(ctx, `DELETE FROM login_flows WHERE user_id = $1`, userID)
+	if err != nil {
+		return 0, fmt.Errorf("delete login flows of %s: %w", userID, err)
+	}
+	return res.RowsAffected()
+}
+
 const sessionColumns = `id_hash, user_id, amr, auth_time, created_at, last_seen_at, expires_at`
 
 // CreateBrowserSession inserts s.

@@ -78,9 +78,12 @@ func (db *DB) RefundRateLimit(ctx context.Context, key string) error {
 	return nil
 }
 
-// ResetRateLimit forgets key's failures, after a successful attempt.
+// ResetRateLimit forgets key's failures, after a successful attempt. It
+// zeroes the row rather than deleting it: RateLimitAttempt makes sure the
+// row exists and then locks it, and a delete between the two (a success
+// racing other attempts, on PostgreSQL) would leave it nothing to lock.
 func (db *DB) ResetRateLimit(ctx context.Context, key string) error {
-	if _, err := db.exec(ctx, `DELETE FROM rate_limits WHERE key = $1`, key); err != nil {
+	if _, err := db.exec(ctx, `UPDATE rate_limits SET failures = 0, blocked_until = last_failure_at WHERE key = $1`, key); err != nil {
 		return fmt.Errorf("reset rate limit %s: %w", key, err)
 	}
 	return nil

@@ -51,6 +51,23 @@ func testLoginFlows(t *testing.T, db *store.DB) {
 	}
 }
 
+func testDeleteUserLoginFlows(t *testing.T, db *store.DB) {
+	f := newFlow(t, db)
+	u := newUser(t, db, "flows@example.com")
+	f.UserID, f.AMR, f.AuthTime = u.ID, []string{"pwd", "otp", "mfa"}, t0
+	must(t, db.UpdateLoginFlow(ctx, f, t0), "update")
+	anon := store.LoginFlow{ID: "flow2", BindingHash: []byte("b"), ClientID: "rp", Query: "x", RequestedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, db.CreateLoginFlow(ctx, anon), "create anonymous flow")
+	n, err := db.DeleteUserLoginFlows(ctx, u.ID)
+	must(t, err, "delete")
+	if n != 1 {
+		t.Fatalf("deleted %d flows, want the user's one", n)
+	}
+	if _, err := db.GetLoginFlow(ctx, "flow2", t0); err != nil {
+		t.Fatalf("a flow without the user was deleted: %v", err)
+	}
+}
+
 func testLoginFlowConcurrent(t *testing.T, db *store.DB) {
 	f := newFlow(t, db)
 	ok, errs := concurrently(20, func(int) error { return db.ConsumeLoginFlow(ctx, f.ID, t0.Add(time.Minute)) })

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"Transactions", testTransactions},
 		{"LoginFlows", testLoginFlows},
 		{"LoginFlowConcurrentConsume", testLoginFlowConcurrent},
+		{"DeleteUserLoginFlows", testDeleteUserLoginFlows},
 		{"BrowserSessions", testBrowserSessions},
 		{"ConsentGrants", testConsentGrants},
 		{"SigningKeys", testSigningKeys},
