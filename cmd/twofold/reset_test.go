@@ -168,3 +168,32 @@ func TestOwnerReset(t *testing.T) {
 		}
 	})
 }
+
+// TestResetEndsSignInsInProgress: a member's sign-in that already passed
+// its second factor and waits at the consent page dies with an owner's
+// reset; it never turns into a code.
+func TestResetEndsSignInsInProgress(t *testing.T) {
+	s := newTestServer(t, storetest.SQLite(), nil)
+	owner, member := s.createUser("o2@example.com"), s.createUser("m2@example.com")
+	orgID := s.org("Inflight", owner, member)
+	ob := s.newBrowser()
+	ob.enrollInSettings(owner)
+	app, _ := s.newBrowser().enrollInSettings(member)
+	rp := s.newRP(store.Client{RequirePKCE: true}) // asks for consent
+
+	mb := s.newBrowser()
+	ar := rp.authRequest()
+	p := mb.secondFactor(mb.login(mb.get(ar.url), member.Email, member.Password), app.next())
+	if !strings.Contains(p.body, `name="decision"`) {
+		t.Fatalf("expected the consent page after the second factor, got %s", p.url)
+	}
+	ob.post("/settings/members/"+member.ID+"/reset", url.Values{"org": {orgID}})
+
+	after := mb.consent(p, "allow")
+	if after.location != "" || after.status < 400 {
+		t.Fatalf("a sign-in in progress survived the reset: %d %s %q", after.status, after.url, after.location)
+	}
+	if p := mb.get(s.issuer + "/oauth2/auth?flow=" + p.hidden().Get("flow")); p.location != "" || p.status != http.StatusBadRequest {
+		t.Fatalf("resuming the flow after the reset: %d %q", p.status, p.location)
+	}
+}
