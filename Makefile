@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test lint fmt-check vet staticcheck unit bench
+.PHONY: help run build test lint fmt-check vet staticcheck unit bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,5 +31,8 @@ staticcheck:
 unit: ## the tests (PostgreSQL too when TWOFOLD_TEST_DATABASE_URL is set)
 	$(GO) test -race -count=1 -timeout 5m $(PKGS)
 
-bench: ## Go benchmarks of the hot paths
+bench: ## load-test a real twofold, rewrite docs/benchmarks.md; flags: ARGS="-quick -db sqlite"
+	$(GO) run ./bench $(ARGS)
+
+bench-go: ## Go micro-benchmarks of the hot paths (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
