@@ -45,7 +45,7 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 	flow := store.LoginFlow{ClientID: client.ID, Query: form.Encode(), RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
 	if !needLogin {
 		flow.UserID, flow.AMR, flow.AuthTime = user.ID, sess.AMR, sess.AuthTime
-		stepUp, err := h.needsSecondFactor(r, &flow, *user)
+		stepUp, err := h.needsSecondFactor(r, &flow, *user, client)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +129,7 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		if user.MFAState == store.MFAResetPending {
 			return "", errResetPending
 		}
-		need, err := h.needsSecondFactor(r, f, user)
+		need, err := h.needsSecondFactor(r, f, user, nil)
 		if err != nil {
 			return "", err
 		}
@@ -202,8 +202,9 @@ func (h *Handler) atStep(w http.ResponseWriter, r *http.Request, id, step string
 // needsSecondFactor reports whether flow f may not finish with the
 // password alone: the user has a second factor (then every sign-in asks for
 // it), must enroll one (an organization's policy, or an owner's reset), the
-// client requires one, or the request's acr_values ask for one.
-func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user store.User) (bool, error) {
+// client requires one, or the request's acr_values ask for one. client is
+// the flow's client when the caller has it already, else nil.
+func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user store.User, client *store.Client) (bool, error) {
 	ctx := r.Context()
 	if enrolled, err := h.Factors.Enrolled(ctx, user.ID); err != nil || enrolled {
 		return enrolled, err
@@ -218,9 +219,11 @@ func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user st
 	if slices.Contains(strings.Fields(q.Get("acr_values")), session.ACRMultiFactor) {
 		return true, nil
 	}
-	client, err := h.Store.GetOAuthClient(ctx, f.ClientID)
-	if err != nil {
-		return false, err
+	if client == nil {
+		var err error
+		if client, err = h.Store.GetOAuthClient(ctx, f.ClientID); err != nil {
+			return false, err
+		}
 	}
 	return client.Require2FA, nil
 }

@@ -149,7 +149,7 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 	}
 	now := h.Now()
 	f.UserID, f.AMR, f.AuthTime = user.ID, []string{"pwd"}, now
-	more, err := h.needsSecondFactor(r, &f, user)
+	more, err := h.needsSecondFactor(r, &f, user, nil)
 	if err != nil {
 		h.internalError(w, r, err)
 		return

@@ -42,6 +42,7 @@ type Store interface {
 	CountBackupCodes(ctx context.Context, userID string) (int, error)
 	DeleteSecondFactors(ctx context.Context, userID string) (int64, error)
 	UserRequires2FA(ctx context.Context, userID string) (bool, error)
+	HasSecondFactor(ctx context.Context, userID string) (bool, error)
 	SetMFAState(ctx context.Context, userID string, state store.MFAState) error
 	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
 	ResetRateLimit(ctx context.Context, key string) error
@@ -115,14 +116,7 @@ type Status struct {
 // Enrolled reports whether the user has a second factor: an authenticator
 // app or a security key.
 func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
-	_, err := s.Store.GetTOTPCredential(ctx, userID)
-	if err == nil {
-		return true, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return false, err
-	}
-	keys, err := s.Store.ListWebAuthnCredentials(ctx, userID)
-	return len(keys) > 0, err
+	return s.Store.HasSecondFactor(ctx, userID)
 }
 
 // MustEnroll reports whether the user may not go on without a second

@@ -112,6 +112,9 @@ func New(cfg Config, st Storage, keys *Keyring, sealer *seal.Sealer, interaction
 		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
 		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
 	}
+	// Clients are read on every token and introspection request; cache
+	// them briefly (ClientTTL).
+	st = newCachingStorage(st, now)
 	p := &Provider{
 		cfg: cfg, store: st, keys: keys, interaction: interaction, templates: tmpl, now: now, strategy: strategy,
 		oauth2: compose.Compose(fc, st, strategy,

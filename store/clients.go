@@ -124,7 +124,7 @@ func (db *DB) ListClients(ctx context.Context) ([]*Client, error) {
 func (db *DB) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := db.GetOAuthClient(ctx, id)
 	if err != nil {
-		return nil, fositeNotFound(err)
+		return nil, FositeNotFound(err)
 	}
 	return c, nil
 }

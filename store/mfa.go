@@ -158,6 +158,18 @@ func (db *DB) DeleteSecondFactors(ctx context.Context, userID string) (int64, er
 	return total, err
 }
 
+// HasSecondFactor reports, in one query, whether the user has an
+// authenticator app or a security key.
+func (db *DB) HasSecondFactor(ctx context.Context, userID string) (bool, error) {
+	var has bool
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1)
+		OR EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = $1)`, userID).Scan(&has)
+	if err != nil {
+		return false, fmt.Errorf("second factors of %s: %w", userID, err)
+	}
+	return has, nil
+}
+
 // UserRequires2FA reports whether any organization the user belongs to
 // requires a second factor.
 func (db *DB) UserRequires2FA(ctx context.Context, userID string) (bool, error) {

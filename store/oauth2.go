@@ -118,7 +118,7 @@ func (db *DB) getRequest(ctx context.Context, kind, signature string, sess fosit
 		FROM oauth2_sessions s JOIN oauth2_clients c ON c.id = s.client_id
 		WHERE s.kind = $1 AND s.signature = $2`, kind, signature).Scan(dest...)
 	if err != nil {
-		return nil, fositeNotFound(notFound(err))
+		return nil, FositeNotFound(notFound(err))
 	}
 	client, err := cs.client()
 	if err != nil {
@@ -155,8 +155,9 @@ func (db *DB) deleteRequest(ctx context.Context, kind, signature string) error {
 	return nil
 }
 
-// fositeNotFound maps ErrNotFound to fosite.ErrNotFound, which fosite checks for.
-func fositeNotFound(err error) error {
+// FositeNotFound maps ErrNotFound to fosite.ErrNotFound, which fosite
+// checks for.
+func FositeNotFound(err error) error {
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
 	}

@@ -14,6 +14,9 @@ func testTOTPEnrollment(t *testing.T, db *store.DB) {
 	if _, err := db.GetTOTPCredential(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no credential yet: %v", err)
 	}
+	if has, err := db.HasSecondFactor(ctx, u.ID); err != nil || has {
+		t.Fatalf("HasSecondFactor before enrolling = %v, %v", has, err)
+	}
 	e := store.TOTPEnrollment{UserID: u.ID, SealedSecret: []byte("sealed-1"), CreatedAt: t0, ExpiresAt: t0.Add(15 * time.Minute)}
 	must(t, db.PutTOTPEnrollment(ctx, e), "enroll")
 	// Restarting replaces the pending secret.
@@ -39,6 +42,9 @@ func testTOTPEnrollment(t *testing.T, db *store.DB) {
 	ok, _ := concurrently(10, func(int) error { return db.ConfirmTOTP(ctx, cred, [][]byte{[]byte("h1"), []byte("h2")}) })
 	if ok != 1 {
 		t.Fatalf("%d of 10 concurrent confirmations succeeded, want 1", ok)
+	}
+	if has, err := db.HasSecondFactor(ctx, u.ID); err != nil || !has {
+		t.Fatalf("HasSecondFactor with TOTP = %v, %v", has, err)
 	}
 	c, err := db.GetTOTPCredential(ctx, u.ID)
 	must(t, err, "get credential")

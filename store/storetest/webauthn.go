@@ -13,6 +13,9 @@ func testWebAuthnCredentials(t *testing.T, db *store.DB) {
 	other := newUser(t, db, "other-keys@example.com")
 	c := store.WebAuthnCredential{ID: []byte{1, 2, 3}, UserID: u.ID, Name: "YubiKey", Data: `{"id":"AQID"}`, SignCount: 5, CreatedAt: t0}
 	must(t, db.CreateWebAuthnCredential(ctx, c), "create")
+	if has, err := db.HasSecondFactor(ctx, u.ID); err != nil || !has {
+		t.Fatalf("HasSecondFactor with a key = %v, %v", has, err)
+	}
 	dup := c
 	dup.UserID = other.ID
 	if err := db.CreateWebAuthnCredential(ctx, dup); !errors.Is(err, store.ErrConflict) {
