@@ -127,3 +127,12 @@ func BenchmarkMatchStep(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkNormalizeCode(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := normalizeCode("ABCDE FGHJK-MNPQR"); !ok {
+			b.Fatal("not a code")
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/twofold-id/twofold/store/storetest"
 )
 
-func newKeyring(t *testing.T, db *store.DB, secret byte, now func() time.Time) *Keyring {
+func newKeyring(t testing.TB, db *store.DB, secret byte, now func() time.Time) *Keyring {
 	t.Helper()
 	s, err := seal.New(bytes.Repeat([]byte{secret}, 32), nil)
 	if err != nil {

@@ -50,6 +50,7 @@ type Config struct {
 
 	WebAuthnOrigins []string `yaml:"webauthn_origins" env:"TWOFOLD_WEBAUTHN_ORIGINS" default:"" desc:"Extra origins (comma-separated, like https://login.example.com) allowed to use security keys besides the issuer's own. The relying party id is always the issuer's host."`
 	TrustedProxies  []string `yaml:"trusted_proxies" env:"TWOFOLD_TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate limits and audit)."`
+	PprofListen     string   `yaml:"pprof_listen" env:"TWOFOLD_PPROF_LISTEN" default:"" desc:"If set (e.g. 127.0.0.1:6060), serve Go's profiler (net/http/pprof) there, separate from the main listener. Off by default; never expose it publicly."`
 	LogFormat       string   `yaml:"log_format" env:"TWOFOLD_LOG_FORMAT" default:"text" desc:"Log format: text or json."`
 	LogLevel        string   `yaml:"log_level" env:"TWOFOLD_LOG_LEVEL" default:"info" desc:"Log level: debug, info, warn or error."`
 	TemplatesDir    string   `yaml:"templates_dir" env:"TWOFOLD_TEMPLATES_DIR" default:"" desc:"Directory whose pages/*.html and mail/*.{txt,html} replace the embedded ones of the same name."`
@@ -193,6 +194,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.trustedProxies(); err != nil {
 		add("trusted_proxies: %v", err)
+	}
+	if c.PprofListen != "" {
+		if _, _, err := net.SplitHostPort(c.PprofListen); err != nil {
+			add("pprof_listen: %q is not host:port", c.PprofListen)
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		add("log_format: %q is not text or json", c.LogFormat)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 )
@@ -61,6 +62,13 @@ func serveHTTP(ctx context.Context, a *app, srv *server, ln net.Listener) error 
 	}
 	defer func() { stopBG(); wg.Wait() }()
 
+	if a.cfg.PprofListen != "" {
+		stopPprof, err := servePprof(a)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	a.log.Info("twofold listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "database", a.db.Dialect())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -95,4 +103,23 @@ func cleanupEvery(ctx context.Context, a *app, d time.Duration) {
 			}
 		}
 	}
+}
+
+// servePprof serves Go's profiler on its own listener (pprof_listen), never
+// on the public one: profiles reveal internals and cost CPU.
+func servePprof(a *app) (func(), error) {
+	ln, err := net.Listen("tcp", a.cfg.PprofListen)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	a.log.Warn("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
