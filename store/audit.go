@@ -23,6 +23,11 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) error {
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.Kind, err)
 	}
+	if db.onAudit != nil {
+		// In a transaction that later rolls back, the event was still
+		// attempted: metrics count attempts, the audit log what committed.
+		db.onAudit(e)
+	}
 	return nil
 }
 

@@ -33,7 +33,13 @@ type DB struct {
 	sql     *sql.DB
 	dialect dialect
 	closers []func()
+	// onAudit, if set, sees every audit event written (metrics).
+	onAudit func(AuditEvent)
 }
+
+// SetAuditHook has fn called with every audit event once it is written.
+// Set it before serving; it is not synchronized.
+func (db *DB) SetAuditHook(fn func(AuditEvent)) { db.onAudit = fn }
 
 // dialect names what differs between the two SQL dialects. Everything else
 // is written once in standard SQL with $N placeholders, which both accept.

@@ -50,6 +50,7 @@ type Config struct {
 
 	WebAuthnOrigins []string `yaml:"webauthn_origins" env:"TWOFOLD_WEBAUTHN_ORIGINS" default:"" desc:"Extra origins (comma-separated, like https://login.example.com) allowed to use security keys besides the issuer's own. The relying party id is always the issuer's host."`
 	TrustedProxies  []string `yaml:"trusted_proxies" env:"TWOFOLD_TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate limits and audit)."`
+	MetricsNetworks []string `yaml:"metrics_allowed_networks" env:"TWOFOLD_METRICS_ALLOWED_NETWORKS" default:"127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7" desc:"Comma-separated CIDRs whose clients may read /metrics (Prometheus); everyone else gets 404."`
 	PprofListen     string   `yaml:"pprof_listen" env:"TWOFOLD_PPROF_LISTEN" default:"" desc:"If set (e.g. 127.0.0.1:6060), serve Go's profiler (net/http/pprof) there, separate from the main listener. Off by default; never expose it publicly."`
 	LogFormat       string   `yaml:"log_format" env:"TWOFOLD_LOG_FORMAT" default:"text" desc:"Log format: text or json."`
 	LogLevel        string   `yaml:"log_level" env:"TWOFOLD_LOG_LEVEL" default:"info" desc:"Log level: debug, info, warn or error."`
@@ -195,6 +196,9 @@ func (c *Config) Validate() error {
 	if _, err := c.trustedProxies(); err != nil {
 		add("trusted_proxies: %v", err)
 	}
+	if _, err := parsePrefixes(c.MetricsNetworks); err != nil {
+		add("metrics_allowed_networks: %v", err)
+	}
 	if c.PprofListen != "" {
 		if _, _, err := net.SplitHostPort(c.PprofListen); err != nil {
 			add("pprof_listen: %q is not host:port", c.PprofListen)
@@ -235,9 +239,11 @@ func (c *Config) issuerURL() *url.URL {
 	return u
 }
 
-func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+func (c *Config) trustedProxies() ([]netip.Prefix, error) { return parsePrefixes(c.TrustedProxies) }
+
+func parsePrefixes(l []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, s := range c.TrustedProxies {
+	for _, s := range l {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8", s)

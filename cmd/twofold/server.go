@@ -14,6 +14,7 @@ import (
 	"github.com/twofold-id/twofold/admin"
 	"github.com/twofold-id/twofold/consent"
 	"github.com/twofold-id/twofold/mail"
+	"github.com/twofold-id/twofold/metrics"
 	"github.com/twofold-id/twofold/mfa"
 	"github.com/twofold-id/twofold/password"
 	"github.com/twofold-id/twofold/provider"
@@ -27,7 +28,9 @@ const maxBody = 64 << 10
 
 // server is the wired HTTP application and what runs beside it.
 type server struct {
-	handler   http.Handler
+	handler http.Handler
+	// router is the route table inside handler; tests walk it.
+	router    *mux.Router
 	keys      *provider.Keyring
 	passwords *password.Hasher
 	templates *templates.Set
@@ -89,6 +92,10 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 		}}
 
 	r := mux.NewRouter()
+	allowed, _ := parsePrefixes(cfg.MetricsNetworks) // validated
+	meters := metrics.New(a.db, r, allowed, clientIP)
+	a.db.SetAuditHook(meters.CountAudit)
+	meters.Mount(r)
 	r.PathPrefix("/static/").Handler(tmpl.Static())
 	ops := &opsHandler{db: a.db}
 	ops.Mount(r)
@@ -113,8 +120,8 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 		web.PlainError(w, http.StatusMethodNotAllowed)
 	})
 
-	handler := web.Logging(a.log, nil)(web.SecurityHeaders(web.LimitBody(maxBody)(r)))
-	return &server{handler: handler, keys: keys, passwords: passwords, templates: tmpl, mailer: mailer, worker: worker, demo: demoInfo}, nil
+	handler := web.Logging(a.log, meters.Observe)(web.SecurityHeaders(web.LimitBody(maxBody)(r)))
+	return &server{handler: handler, router: r, keys: keys, passwords: passwords, templates: tmpl, mailer: mailer, worker: worker, demo: demoInfo}, nil
 }
 
 // factorService is the second-factor service, shared by the server and
