@@ -3,6 +3,8 @@ package mfa
 import (
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Backup codes are 15 symbols of Crockford's base32 alphabet (75 bits,
@@ -52,7 +54,14 @@ func normalizeCode(input string) (code string, isBackup, ok bool) {
 		return "", false, false
 	}
 	var b strings.Builder
-	for _, r := range strings.ToLower(input) {
+	for _, r := range input {
+		// Non-ASCII is refused before case is folded: Unicode digits, and
+		// look-alikes such as the Kelvin sign, which strings.ToLower would
+		// turn into an ASCII k.
+		if r >= utf8.RuneSelf {
+			return "", false, false
+		}
+		r = unicode.ToLower(r)
 		switch {
 		case r == ' ' || r == '-' || r == '\t':
 			continue
@@ -61,8 +70,8 @@ func normalizeCode(input string) (code string, isBackup, ok bool) {
 		case r == 'o':
 			r = '0'
 		}
-		if r > 127 || !strings.ContainsRune(backupAlphabet, r) {
-			return "", false, false // includes Unicode digits and everything else
+		if !strings.ContainsRune(backupAlphabet, r) {
+			return "", false, false
 		}
 		b.WriteRune(r)
 	}

@@ -33,7 +33,7 @@ type fixture struct {
 	user  store.User
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	tmpl, err := templates.Load(templates.Brand{}, "")
 	if err != nil {

@@ -22,7 +22,7 @@ const (
 var goodRP = virtualwebauthn.RelyingParty{Name: "twofold", ID: testRPID, Origin: testOrigin}
 
 // newKeyFixture is newFixture with security keys on.
-func newKeyFixture(t *testing.T, db *store.DB) *fixture {
+func newKeyFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	f := newFixture(t, db)
 	wa, err := NewWebAuthn("twofold", testRPID, []string{testOrigin})
@@ -76,7 +76,7 @@ func newCredential() virtualwebauthn.Credential {
 
 // create answers navigator.credentials.create options as a browser on rp's
 // origin would, and returns the response JSON.
-func (k *softKey) create(t *testing.T, rp virtualwebauthn.RelyingParty, options []byte) []byte {
+func (k *softKey) create(t testing.TB, rp virtualwebauthn.RelyingParty, options []byte) []byte {
 	t.Helper()
 	opts, err := virtualwebauthn.ParseAttestationOptions(string(options))
 	if err != nil {
@@ -100,7 +100,7 @@ func (k *softKey) create(t *testing.T, rp virtualwebauthn.RelyingParty, options 
 
 // get answers navigator.credentials.get options and returns the response
 // JSON, with the counter advanced first.
-func (k *softKey) get(t *testing.T, rp virtualwebauthn.RelyingParty, options []byte) []byte {
+func (k *softKey) get(t testing.TB, rp virtualwebauthn.RelyingParty, options []byte) []byte {
 	t.Helper()
 	opts, err := virtualwebauthn.ParseAssertionOptions(string(options))
 	if err != nil {
@@ -117,12 +117,12 @@ func (k *softKey) get(t *testing.T, rp virtualwebauthn.RelyingParty, options []b
 
 // addKey registers k for the fixture's user from a session and returns
 // the backup codes that came with it.
-func (f *fixture) addKey(t *testing.T, k *softKey, name string) []string {
+func (f *fixture) addKey(t testing.TB, k *softKey, name string) []string {
 	t.Helper()
 	return f.addKeyFor(t, f.user, k, name)
 }
 
-func (f *fixture) addKeyFor(t *testing.T, user store.User, k *softKey, name string) []string {
+func (f *fixture) addKeyFor(t testing.TB, user store.User, k *softKey, name string) []string {
 	t.Helper()
 	binding := "session:settings-" + user.ID
 	id, options, err := f.s.BeginKeyRegistration(ctx, user, binding)

@@ -290,9 +290,15 @@ func (db *DB) execOne(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
-// notFound maps sql.ErrNoRows to ErrNotFound.
+// notFound maps sql.ErrNoRows to ErrNotFound, and so a lookup by a key
+// PostgreSQL cannot hold in a text column (a NUL byte, invalid UTF-8:
+// SQLSTATE 22021). No row can have such a key; SQLite, which stores any
+// bytes, finds none either; and these keys come from requests (flow and
+// client ids, emails, token signatures), where a failure would answer bad
+// input with a 5xx.
 func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
+	var pgErr *pgconn.PgError
+	if errors.Is(err, sql.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "22021") {
 		return ErrNotFound
 	}
 	return err

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -120,11 +119,8 @@ func (db *DB) ConsumeWebAuthnCeremony(ctx context.Context, id, kind, userID, bin
 	err := db.q(ctx).QueryRowContext(ctx, `DELETE FROM webauthn_ceremonies
 		WHERE id = $1 AND kind = $2 AND user_id = $3 AND binding = $4 AND expires_at > $5 RETURNING data, expires_at`,
 		id, kind, userID, binding, utc(now)).Scan(&c.Data, &c.ExpiresAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return WebAuthnCeremony{}, fmt.Errorf("consume webauthn ceremony: %w", ErrNotFound)
-	}
 	if err != nil {
-		return WebAuthnCeremony{}, fmt.Errorf("consume webauthn ceremony: %w", err)
+		return WebAuthnCeremony{}, fmt.Errorf("consume webauthn ceremony: %w", notFound(err))
 	}
 	return c, nil
 }

@@ -27,6 +27,9 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+	"unicode/utf8"
+
+	"github.com/twofold-id/twofold/web"
 )
 
 //go:embed pages/*.html mail/*.txt mail/*.html static/*
@@ -227,6 +230,17 @@ func (s *Set) Static() http.Handler {
 			w.Header().Set("Content-Type", "text/css; charset=utf-8")
 			w.Header().Set("Cache-Control", "public, max-age=300")
 			w.Write(brandCSS)
+			return
+		}
+		if !utf8.ValidString(r.URL.Path) || strings.HasSuffix(r.URL.Path, "/") {
+			// fs.Sub refuses an invalid name with fs.ErrInvalid, which
+			// http.FileServer would answer with a 500; and directories are
+			// not listed. Both are simply not found.
+			web.PlainError(w, http.StatusNotFound)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			web.PlainError(w, http.StatusMethodNotAllowed)
 			return
 		}
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
