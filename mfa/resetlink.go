@@ -39,12 +39,19 @@ type ResetLinks struct {
 // nothing, because mail scanners and link previews open links; only the
 // POST from that page completes the reset. Both are no-store (the URL is a
 // secret; Referrer-Policy no-referrer is set on every page) and the POST
-// refuses cross-origin requests.
+// refuses cross-origin requests. The log shows /reset/{token}, never the
+// path, also for a mangled link (404) or another method (405): the
+// subrouter answers those itself so that they are hidden too.
 func (h *ResetLinks) Mount(r *mux.Router) {
+	hide := web.HidePath("/reset/{token}")
 	s := r.PathPrefix("/reset").Subrouter()
-	s.Use(web.NoStore, web.CrossOrigin, h.sameHost)
+	s.Use(hide, web.NoStore, web.CrossOrigin, h.sameHost)
 	s.HandleFunc("/{token}", h.handleLink).Methods(http.MethodGet)
 	s.HandleFunc("/{token}", h.handleComplete).Methods(http.MethodPost)
+	s.NotFoundHandler = hide(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { web.PlainError(w, http.StatusNotFound) }))
+	s.MethodNotAllowedHandler = hide(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		web.PlainError(w, http.StatusMethodNotAllowed)
+	}))
 }
 
 // sameHost refuses a link reached under another host name (a proxy or a

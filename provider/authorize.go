@@ -171,7 +171,9 @@ func userClaims(user store.User, scopes fosite.Arguments) map[string]any {
 // followed.
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	var rfcErr *fosite.RFC6749Error
-	if !errors.As(err, &rfcErr) {
+	if !errors.As(err, &rfcErr) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		// Also a client that could not be loaded because the store is away
+		// (see cachingStorage.GetClient): not the application's fault.
 		p.errorPage(w, r, http.StatusServiceUnavailable, "Something went wrong",
 			"Sign-in is unavailable right now. Please try again in a moment.", err)
 		return

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -58,10 +59,19 @@ func (s *cachingStorage) GetOAuthClient(ctx context.Context, id string) (*store.
 }
 
 // GetClient implements fosite.ClientManager through the cache.
+//
+// fosite turns any error here into invalid_client: on the authorize
+// endpoint "the client does not exist", on the token endpoint bad
+// credentials. A store that cannot answer (the database unreachable) is
+// neither, so its errors are marked temporarily_unavailable, which the
+// endpoints find in the chain and answer with 503 (see unavailable).
 func (s *cachingStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.GetOAuthClient(ctx, id)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return nil, store.FositeNotFound(err)
+	case err != nil:
+		return nil, fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
 	}
 	return c, nil
 }

@@ -57,15 +57,25 @@ func (p *Provider) accessError(w http.ResponseWriter, r *http.Request, ar fosite
 		}
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
-	var rfcErr *fosite.RFC6749Error
-	if errors.As(err, &rfcErr) {
-		level := log.Info
-		if rfcErr.CodeField >= 500 {
-			level = log.Error
-		}
-		level("token error", "error", rfcErr.ErrorField, "hint", rfcErr.HintField, "debug", rfcErr.DebugField)
+	rfcErr := fosite.ErrorToRFC6749Error(err)
+	if !unavailable(err) {
+		log.Info("token error", "error", rfcErr.ErrorField, "hint", rfcErr.HintField, "debug", rfcErr.DebugField)
+		p.oauth2.WriteAccessError(r.Context(), w, ar, err)
+		return
 	}
-	p.oauth2.WriteAccessError(r.Context(), w, ar, err)
+	log.Error("token error", "error", rfcErr.ErrorField, "hint", rfcErr.HintField, "debug", rfcErr.DebugField)
+	p.oauth2.WriteAccessError(r.Context(), w, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+}
+
+// unavailable reports whether err is twofold's failure rather than the
+// client's: the database unreachable, a transaction cut off. fosite calls
+// that server_error (500), or invalid_client when it happened while
+// loading the client (GetClient marks those temporarily_unavailable).
+// Either way the client can only try again later, so it gets 503
+// temporarily_unavailable, as every page says "try again in a moment" in
+// that case, never a 500 or a claim that its credentials are wrong.
+func unavailable(err error) bool {
+	return errors.Is(err, fosite.ErrTemporarilyUnavailable) || fosite.ErrorToRFC6749Error(err).CodeField >= 500
 }
 
 // handleRevoke is RFC 7009 revocation: the client authenticates and may
@@ -75,6 +85,14 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	err := p.oauth2.NewRevocationRequest(r.Context(), r)
 	if err != nil {
 		web.Logger(r.Context()).Info("revocation error", "err", err)
+	}
+	if err != nil && unavailable(err) {
+		// fosite answers 200 to a revocation that failed in the store (its
+		// writer knows only invalid_request and invalid_client), so the
+		// client would believe a token dead that still works. RFC 7009
+		// §2.2.1: 503 tells it the token may still exist and to retry.
+		p.oauth2.WriteAccessError(r.Context(), w, nil, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+		return
 	}
 	p.oauth2.WriteRevocationResponse(r.Context(), w, err)
 }

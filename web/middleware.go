@@ -13,6 +13,7 @@ type ctxKey int
 const (
 	loggerKey ctxKey = iota
 	requestIDKey
+	logPathKey
 )
 
 // Logger returns the request-scoped logger (with the request id), or
@@ -28,6 +29,28 @@ func Logger(ctx context.Context) *slog.Logger {
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
+}
+
+// HidePath makes a request's log lines show pattern instead of its path,
+// for routes whose path is itself a secret: a reset link carries its token
+// there, and the log must never hold a link that works.
+func HidePath(pattern string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, ok := r.Context().Value(logPathKey).(*string); ok {
+				*p = pattern
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// logPath is the request's path as its log lines may show it.
+func logPath(r *http.Request) string {
+	if p, ok := r.Context().Value(logPathKey).(*string); ok {
+		return *p
+	}
+	return r.URL.Path
 }
 
 // statusWriter remembers the status code written.
@@ -69,7 +92,9 @@ func Logging(base *slog.Logger, observe Observe) func(http.Handler) http.Handler
 			start := time.Now()
 			id := rand.Text()[:16]
 			log := base.With("request_id", id)
+			path := r.URL.Path // HidePath may replace it
 			ctx := context.WithValue(context.WithValue(r.Context(), loggerKey, log), requestIDKey, id)
+			ctx = context.WithValue(ctx, logPathKey, &path)
 			w.Header().Set("X-Request-Id", id)
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
@@ -77,7 +102,7 @@ func Logging(base *slog.Logger, observe Observe) func(http.Handler) http.Handler
 					if p == http.ErrAbortHandler {
 						panic(p)
 					}
-					log.Error("panic serving request", "panic", p, "path", r.URL.Path)
+					log.Error("panic serving request", "panic", p, "path", path)
 					if sw.status == 0 {
 						PlainError(sw, http.StatusInternalServerError)
 					}
@@ -87,7 +112,7 @@ func Logging(base *slog.Logger, observe Observe) func(http.Handler) http.Handler
 					observe(r, sw.status, d)
 				}
 				// The query is left out: it can carry codes, tokens and flow ids.
-				log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				log.Info("request", "method", r.Method, "path", path, "status", sw.status,
 					"bytes", sw.bytes, "duration_ms", float64(d.Microseconds())/1000)
 			}()
 			next.ServeHTTP(sw, r.WithContext(ctx))
@@ -141,7 +166,7 @@ func LimitBody(n int64) func(http.Handler) http.Handler {
 func CrossOrigin(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		Logger(r.Context()).Warn("cross-origin request refused", "path", r.URL.Path,
+		Logger(r.Context()).Warn("cross-origin request refused", "path", logPath(r),
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		PlainError(w, http.StatusForbidden)
 	}))

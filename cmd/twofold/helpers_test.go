@@ -47,6 +47,9 @@ func newTestServer(t *testing.T, b storetest.Backend, mutate func(*Config)) *tes
 type testOptions struct {
 	mutate func(*Config)
 	now    func() time.Time
+	// logs, when set, gets the server's log as twofold writes it to
+	// standard error: in the configured log_format and log_level.
+	logs io.Writer
 }
 
 // newTestServerWith starts twofold on backend b with opts. When an SMTP
@@ -77,6 +80,9 @@ func newTestServerWith(t *testing.T, b storetest.Backend, opts testOptions) *tes
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	if opts.logs != nil {
+		log = newLogger(cfg, opts.logs)
 	}
 	a := &app{cfg: cfg, log: log, sealer: sealer, db: db, passwordParams: testPasswordParams, now: time.Now}
 	if opts.now != nil {
