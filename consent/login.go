@@ -46,6 +46,13 @@ func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
 		return
 	}
+	h.render(w, r, http.StatusOK, "login", h.loginForm(r, f))
+}
+
+// loginForm is the sign-in form of flow f: the application it signs in
+// to, the email the application hinted at, and why the user is asked
+// again when it is a re-authentication.
+func (h *Handler) loginForm(r *http.Request, f store.LoginFlow) loginPage {
 	page := loginPage{FlowID: f.ID}
 	q, _ := url.ParseQuery(f.Query)
 	if q.Get("reauth") == "1" {
@@ -53,11 +60,9 @@ func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.ClientID != "" {
 		page.Email = q.Get("login_hint")
-		if c, err := h.Store.GetOAuthClient(r.Context(), f.ClientID); err == nil {
-			page.ClientName = c.Name
-		}
+		page.ClientName = h.clientName(r, f)
 	}
-	h.render(w, r, http.StatusOK, "login", page)
+	return page
 }
 
 // startLocalFlow creates a flow that signs in to twofold itself.
@@ -93,10 +98,8 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := store.NormalizeEmail(r.PostForm.Get("email"))
-	page := loginPage{FlowID: f.ID, Email: email}
 	if email == "" || r.PostForm.Get("password") == "" {
-		page.Error = "Enter your email and password."
-		h.render(w, r, http.StatusBadRequest, "login", page)
+		h.loginAgain(w, r, http.StatusBadRequest, f, email, "Enter your email and password.")
 		return
 	}
 	now := h.Now()
@@ -107,8 +110,7 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if errors.Is(err, store.ErrThrottled) {
 		h.audit(r, "login.throttled", "", map[string]string{"reason": "password"})
-		page.Error = msgThrottled
-		h.render(w, r, http.StatusTooManyRequests, "login", page)
+		h.loginAgain(w, r, http.StatusTooManyRequests, f, email, msgThrottled)
 		return
 	} else if err != nil {
 		h.internalError(w, r, err)
@@ -128,14 +130,22 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.audit(r, "login.failed", user.ID, map[string]string{"factor": "password"})
-		page.Error = msgBadCredentials
-		h.render(w, r, http.StatusUnauthorized, "login", page)
+		h.loginAgain(w, r, http.StatusUnauthorized, f, email, msgBadCredentials)
 		return
 	}
 	if err := errors.Join(h.Store.ResetRateLimit(ctx, acctKey), h.Store.RefundRateLimit(ctx, addrKey)); err != nil {
 		web.Logger(ctx).Error("reset password throttle", "err", err)
 	}
 	h.passwordVerified(w, r, f, user)
+}
+
+// loginAgain shows the sign-in form again with the email typed and an
+// error; the rest is as the first showing (the application's name above
+// all), so the page does not change under the person.
+func (h *Handler) loginAgain(w http.ResponseWriter, r *http.Request, status int, f store.LoginFlow, email, msg string) {
+	page := h.loginForm(r, f)
+	page.Email, page.Error = email, msg
+	h.render(w, r, status, "login", page)
 }
 
 // passwordVerified moves the flow on after a correct password.

@@ -274,7 +274,9 @@ func (h *Handler) handleEnrollKey(w http.ResponseWriter, r *http.Request) {
 	}
 	codes, err := h.Factors.FinishKeyRegistration(r.Context(), user, r.PostForm.Get("ceremony"), mfa.FlowBinding(f.ID),
 		r.PostForm.Get("name"), []byte(r.PostForm.Get("response")), mfa.Event{ClientAddr: h.ClientIP.Of(r)})
-	if errors.Is(err, mfa.ErrKeyRejected) || errors.Is(err, mfa.ErrKeyExists) {
+	// ErrKeysUnavailable: a form posted to a server without security keys
+	// (its issuer is an IP address) is refused like a rejected key.
+	if errors.Is(err, mfa.ErrKeyRejected) || errors.Is(err, mfa.ErrKeyExists) || errors.Is(err, mfa.ErrKeysUnavailable) {
 		e, perr := h.Factors.PendingTOTP(r.Context(), user)
 		if errors.Is(perr, mfa.ErrNoPending) {
 			e, perr = h.Factors.BeginTOTP(r.Context(), user)

@@ -94,6 +94,10 @@ type chromeTab struct {
 
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
+	// errorStatus is the error status the step under way expects for
+	// the page it loads (navigate sets it): the browser's console line
+	// about that response is no fault of the page.
+	errorStatus int64
 	// broken is closed at the first console error, so the step that
 	// waits fails at once, not at its timeout.
 	broken     chan struct{}
@@ -142,9 +146,13 @@ func newChromeTab(t *testing.T, journey string) *chromeTab {
 				return
 			}
 			c.mu.Lock()
-			c.console = append(c.console, m)
+			expected := c.errorStatus != 0 && m.Source == "network" && m.Type == chromedp.ConsoleError &&
+				strings.Contains(m.Text, fmt.Sprintf("the server responded with a status of %d ", c.errorStatus))
+			if !expected {
+				c.console = append(c.console, m)
+			}
 			c.mu.Unlock()
-			if isProblem(m) {
+			if !expected && isProblem(m) {
 				c.brokenOnce.Do(func() { close(c.broken) })
 			}
 		}
@@ -193,6 +201,9 @@ func (c *chromeTab) stepContext() (context.Context, context.CancelFunc) {
 // navigate loads a page with a click or by address and checks its status.
 func (c *chromeTab) navigate(what string, wantStatus int64, actions ...chromedp.Action[chromedp.Void]) {
 	c.t.Helper()
+	if wantStatus >= 400 {
+		c.expectErrorStatus(wantStatus)
+	}
 	ctx, cancel := c.stepContext()
 	defer cancel()
 	resp, err := chromedp.RunResponse(ctx, actions...)
@@ -205,6 +216,16 @@ func (c *chromeTab) navigate(what string, wantStatus int64, actions ...chromedp.
 	if resp.Status != wantStatus {
 		c.fail("%s: status %d at %s, want %d", what, resp.Status, resp.URL, wantStatus)
 	}
+	if wantStatus >= 400 {
+		c.syncConsole(what) // the browser's line about the status is in
+		c.expectErrorStatus(0)
+	}
+}
+
+func (c *chromeTab) expectErrorStatus(status int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errorStatus = status
 }
 
 // fail ends the test with the page's address, its text, the console, and
@@ -255,11 +276,6 @@ func (c *chromeTab) problems() []string {
 // isProblem tells an error or exception of the page's own from the
 // browser's noise.
 func isProblem(m chromedp.ConsoleMessage) bool {
-	// The browser asks for /favicon.ico by itself; twofold has none, and
-	// that 404 is no fault of the page.
-	if m.Source == "network" && strings.HasSuffix(m.URL, "/favicon.ico") {
-		return false
-	}
 	return m.Type == chromedp.ConsoleError || m.IsException()
 }
 
@@ -280,8 +296,10 @@ const inlineCode = `(() => {
   return found;
 })()`
 
-// check asserts the page the tab shows is clean: no inline script, and
-// no console error or exception since the tab opened.
+// check asserts the page the tab shows is clean: no inline script, no
+// console error or exception since the tab opened, a label and an
+// autocomplete attribute on every field, and no serious accessibility
+// violation (axe-core).
 func (c *chromeTab) check(what string) {
 	c.t.Helper()
 	inline := chromeRun(c, what+": look for inline script", chromedp.Evaluate[[]string](inlineCode))
@@ -292,6 +310,8 @@ func (c *chromeTab) check(what string) {
 	if p := c.problems(); len(p) > 0 {
 		c.fail("%s: the console has errors:\n  %s", what, strings.Join(p, "\n  "))
 	}
+	c.checkFields(what)
+	c.axe(what)
 }
 
 // syncConsole writes a marker to the page's console and waits until the
@@ -327,10 +347,11 @@ func (c *chromeTab) screenshot(name string) {
 	c.t.Helper()
 	png := chromeRun(c, "screenshot "+name, chromedp.FullScreenshot(100))
 	c.shots++
-	file := filepath.Join(c.dir, fmt.Sprintf("%s-%02d-%s.png", c.journey, c.shots, name))
-	if err := os.WriteFile(file, png, 0o644); err != nil {
+	base := fmt.Sprintf("%s-%02d-%s.png", c.journey, c.shots, name)
+	if err := os.WriteFile(filepath.Join(c.dir, base), png, 0o644); err != nil {
 		c.t.Fatal(err)
 	}
+	producedShots.add(base)
 }
 
 // expectPage checks the page's address and heading, that it is clean,
