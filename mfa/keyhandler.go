@@ -70,7 +70,8 @@ func (h *Handler) handleKeyAdd(w http.ResponseWriter, r *http.Request) {
 	codes, err := h.Factors.FinishKeyRegistration(r.Context(), acct.User, r.PostForm.Get("ceremony"), SessionBinding(acct),
 		r.PostForm.Get("name"), []byte(r.PostForm.Get("response")), h.event(r))
 	switch {
-	case errors.Is(err, ErrKeyRejected):
+	case errors.Is(err, ErrKeyRejected), errors.Is(err, ErrKeysUnavailable):
+		// Without keys on this server, renderKeyPage says so with a 404.
 		h.renderKeyPage(w, r, http.StatusBadRequest, "The security key could not be added. Try again.")
 		return
 	case errors.Is(err, ErrKeyExists):

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -207,8 +208,11 @@ func (s *Service) FinishKeyRegistration(ctx context.Context, user store.User, ce
 }
 
 func keyName(name string, c *webauthn.Credential) string {
+	// Control and format characters (bidirectional overrides, zero-width
+	// joiners) go: the name is shown on pages and in emails, where they
+	// could disguise it.
 	name = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
@@ -409,8 +413,12 @@ func (s *Service) RemoveKey(ctx context.Context, user store.User, id string, ev 
 		_, totpErr := s.Store.GetTOTPCredential(ctx, user.ID)
 		last := len(keys) == 1 && errors.Is(totpErr, store.ErrNotFound)
 		if last {
-			if req, err := s.Store.UserRequires2FA(ctx, user.ID); err != nil || req {
-				return errors.Join(err, ErrRequired)
+			req, err := s.Store.UserRequires2FA(ctx, user.ID)
+			if err != nil {
+				return err
+			}
+			if req {
+				return ErrRequired
 			}
 		}
 		if err := s.Store.DeleteWebAuthnCredential(ctx, user.ID, raw); err != nil {

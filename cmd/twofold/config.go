@@ -56,7 +56,7 @@ type Config struct {
 	LogLevel        string   `yaml:"log_level" env:"TWOFOLD_LOG_LEVEL" default:"info" desc:"Log level: debug, info, warn or error."`
 	TemplatesDir    string   `yaml:"templates_dir" env:"TWOFOLD_TEMPLATES_DIR" default:"" desc:"Directory whose pages/*.html and mail/*.{txt,html} replace the embedded ones of the same name."`
 	BrandName       string   `yaml:"brand_name" env:"TWOFOLD_BRAND_NAME" default:"twofold" desc:"Product name shown on pages and in mail."`
-	BrandLogoURL    string   `yaml:"brand_logo_url" env:"TWOFOLD_BRAND_LOGO_URL" default:"" desc:"Logo shown beside the product name (a same-origin path or https URL)."`
+	BrandLogoURL    string   `yaml:"brand_logo_url" env:"TWOFOLD_BRAND_LOGO_URL" default:"" desc:"Logo shown beside the product name: a path on twofold's own host (the pages allow no images from elsewhere)."`
 	BrandColor      string   `yaml:"brand_color" env:"TWOFOLD_BRAND_COLOR" default:"" desc:"Accent color as #rgb or #rrggbb."`
 
 	// Dev is set by serve --dev, never by file or environment.
@@ -213,8 +213,9 @@ func (c *Config) Validate() error {
 	if c.BrandColor != "" && !templates.ValidColor(c.BrandColor) {
 		add("brand_color: %q is not #rgb or #rrggbb", c.BrandColor)
 	}
-	if c.BrandLogoURL != "" && !strings.HasPrefix(c.BrandLogoURL, "/") && !strings.HasPrefix(c.BrandLogoURL, "https://") {
-		add("brand_logo_url: must be a path or an https URL")
+	if c.BrandLogoURL != "" && (!strings.HasPrefix(c.BrandLogoURL, "/") || strings.HasPrefix(c.BrandLogoURL, "//")) {
+		// Pages allow images from their own origin only (CSP img-src 'self').
+		add("brand_logo_url: must be a path on twofold's own host, like /static/logo.svg (served from templates_dir)")
 	}
 	return errors.Join(p...)
 }

@@ -34,8 +34,10 @@ func (a *authenticator) next() string {
 	}
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) {
+		// The current step first, then the next, then the previous: the
+		// previous step's code may expire before the server checks it.
 		cur := now().Unix() / 30
-		for s := cur - 1; s <= cur+1; s++ {
+		for _, s := range []int64{cur, cur + 1, cur - 1} {
 			if s > a.last {
 				a.last = s
 				return a.codeAt(s)
