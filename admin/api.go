@@ -81,11 +81,17 @@ func (h *Handler) apiMembers(w http.ResponseWriter, r *http.Request) {
 	out := make([]apiMember, 0, len(members))
 	for _, m := range members {
 		am := apiMember{ID: m.User.ID, Email: m.User.Email, Name: m.User.Name, Role: string(m.Role), Factors: []string{}, BackupCodes: m.BackupCodes}
+		if m.TOTP {
+			am.Factors = append(am.Factors, "totp")
+		}
+		if m.Keys > 0 {
+			am.Factors = append(am.Factors, "security_key")
+		}
 		switch {
 		case m.User.MFAState != store.MFANone:
 			am.MFA = string(m.User.MFAState)
-		case m.TOTP:
-			am.MFA, am.Factors = "on", []string{"totp"}
+		case len(am.Factors) > 0:
+			am.MFA = "on"
 		default:
 			am.MFA = "off"
 		}

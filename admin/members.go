@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -96,10 +97,18 @@ func describe(m store.MemberInfo) (string, string) {
 		return "Reset pending", "—"
 	case m.User.MFAState == store.MFAMustEnroll:
 		return "Re-enrolling", "—"
-	case m.TOTP:
-		return "On", fmt.Sprintf("Authenticator app, %d backup code%s", m.BackupCodes, plural(m.BackupCodes))
+	case !m.TOTP && m.Keys == 0:
+		return "Off", "—"
 	}
-	return "Off", "—"
+	var factors []string
+	if m.TOTP {
+		factors = append(factors, "Authenticator app")
+	}
+	if m.Keys > 0 {
+		factors = append(factors, fmt.Sprintf("%d security key%s", m.Keys, plural(m.Keys)))
+	}
+	factors = append(factors, fmt.Sprintf("%d backup code%s", m.BackupCodes, plural(m.BackupCodes)))
+	return "On", strings.Join(factors, ", ")
 }
 
 func plural(n int) string {
