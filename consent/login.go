@@ -179,7 +179,7 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 		h.flowError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	h.advance(w, r, &f)
 }
 
 // resetPendingPage tells a user whose 2FA an owner reset to use the

@@ -81,7 +81,7 @@ func (h *Handler) handleConsent(w http.ResponseWriter, r *http.Request) {
 		h.flowError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	h.advance(w, r, &f)
 }
 
 // consentFlow loads a flow that is at the consent step, with its client

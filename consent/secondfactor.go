@@ -109,7 +109,7 @@ func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, err)
 		return
 	}
-	if !h.secondFactorDone(w, r, f, user, res.AMR(), res.Method) {
+	if !h.secondFactorDone(w, r, &f, user, res.AMR(), res.Method) {
 		return
 	}
 	if res.Method == mfa.MethodBackupCode && res.BackupCodesLeft <= lowBackupCodes {
@@ -119,7 +119,7 @@ func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
 		}{res.BackupCodesLeft, continueURL(f.ID)})
 		return
 	}
-	http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	h.advance(w, r, &f)
 }
 
 // spendAttempt spends one of the flow's second-factor attempts, before the
@@ -162,22 +162,22 @@ func (h *Handler) handleSecurityKey(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, err)
 		return
 	}
-	if h.secondFactorDone(w, r, f, user, res.AMR(), res.Method) {
-		http.Redirect(w, r, continueURL(f.ID), http.StatusSeeOther)
+	if h.secondFactorDone(w, r, &f, user, res.AMR(), res.Method) {
+		h.advance(w, r, &f)
 	}
 }
 
 // secondFactorDone records a proved second factor in the flow and signs
 // the browser in with a new session id: the password-only stage never had
 // a session, and a step-up replaces the weaker one.
-func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User, amr []string, method string) bool {
+func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user store.User, amr []string, method string) bool {
 	now := h.Now()
 	f.AMR, f.AuthTime = amr, now
 	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
 		h.internalError(w, r, err)
 		return false
 	}
-	if err := h.Store.UpdateLoginFlow(r.Context(), f, now); err != nil {
+	if err := h.Store.UpdateLoginFlow(r.Context(), *f, now); err != nil {
 		h.flowError(w, r, err)
 		return false
 	}
@@ -192,12 +192,7 @@ func (h *Handler) handleEnrollPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// Reloading the page shows the same secret; a new one only when none
-	// is pending, so an app that already scanned it keeps working.
-	e, err := h.Factors.PendingTOTP(r.Context(), user)
-	if errors.Is(err, mfa.ErrNoPending) {
-		e, err = h.Factors.BeginTOTP(r.Context(), user)
-	}
+	e, err := h.enrollment(r, user)
 	if err != nil {
 		h.internalError(w, r, err)
 		return
@@ -256,10 +251,26 @@ func (h *Handler) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Enrolling proved the new factor with a code from it.
-	if !h.secondFactorDone(w, r, f, user, []string{"pwd", "otp", "mfa"}, "enrolled_totp") {
-		return
+	h.enrolled(w, r, f, user, codes, []string{"pwd", "otp", "mfa"}, "enrolled_totp")
+}
+
+// enrollment is the authenticator-app enrollment in progress, or a new
+// one: reloading the page shows the same secret, so an app that already
+// scanned it keeps working.
+func (h *Handler) enrollment(r *http.Request, user store.User) (mfa.Enrollment, error) {
+	e, err := h.Factors.PendingTOTP(r.Context(), user)
+	if errors.Is(err, mfa.ErrNoPending) {
+		e, err = h.Factors.BeginTOTP(r.Context(), user)
 	}
-	h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
+	return e, err
+}
+
+// enrolled finishes forced enrollment: the flow records the new factor,
+// the browser is signed in, and the backup codes are shown once.
+func (h *Handler) enrolled(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User, codes, amr []string, method string) {
+	if h.secondFactorDone(w, r, &f, user, amr, method) {
+		h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
+	}
 }
 
 // handleEnrollKey registers a security key as the required second factor
@@ -277,10 +288,7 @@ func (h *Handler) handleEnrollKey(w http.ResponseWriter, r *http.Request) {
 	// ErrKeysUnavailable: a form posted to a server without security keys
 	// (its issuer is an IP address) is refused like a rejected key.
 	if errors.Is(err, mfa.ErrKeyRejected) || errors.Is(err, mfa.ErrKeyExists) || errors.Is(err, mfa.ErrKeysUnavailable) {
-		e, perr := h.Factors.PendingTOTP(r.Context(), user)
-		if errors.Is(perr, mfa.ErrNoPending) {
-			e, perr = h.Factors.BeginTOTP(r.Context(), user)
-		}
+		e, perr := h.enrollment(r, user)
 		if perr != nil {
 			h.internalError(w, r, perr)
 			return
@@ -292,8 +300,5 @@ func (h *Handler) handleEnrollKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Registering proved the key is in the user's hands.
-	if !h.secondFactorDone(w, r, f, user, []string{"pwd", "hwk", "mfa"}, "enrolled_key") {
-		return
-	}
-	h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
+	h.enrolled(w, r, f, user, codes, []string{"pwd", "hwk", "mfa"}, "enrolled_key")
 }

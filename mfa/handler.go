@@ -195,19 +195,26 @@ func (h *Handler) handleDisable(w http.ResponseWriter, r *http.Request) {
 	err := h.Factors.Disable(r.Context(), acct.User, h.event(r))
 	switch {
 	case errors.Is(err, ErrRequired):
-		st, err := h.Factors.Status(r.Context(), acct.User.ID)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		h.render(w, r, http.StatusConflict, "security", securityPage{Email: acct.User.Email, Status: st,
-			Error: "An organization you belong to requires two-factor authentication, so it cannot be turned off."})
+		h.refuseRequired(w, r, "An organization you belong to requires two-factor authentication, so it cannot be turned off.")
 		return
 	case err != nil && !errors.Is(err, ErrNoFactor):
 		h.fail(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/settings/security?done=off", http.StatusSeeOther)
+}
+
+// refuseRequired shows Security Settings with why a change that would leave
+// the user without a second factor was refused (nothing changed).
+func (h *Handler) refuseRequired(w http.ResponseWriter, r *http.Request, msg string) {
+	acct := accountOf(r.Context())
+	st, err := h.Factors.Status(r.Context(), acct.User.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusConflict, "security", securityPage{Email: acct.User.Email, Status: st, Error: msg,
+		KeysAvailable: h.Factors.KeysAvailable()})
 }
 
 // BackupCodesPage is the data of pages/backup_codes.html.

@@ -109,13 +109,7 @@ func (h *Handler) handleKeyRemove(w http.ResponseWriter, r *http.Request) {
 	err := h.Factors.RemoveKey(r.Context(), acct.User, mux.Vars(r)["id"], h.event(r))
 	switch {
 	case errors.Is(err, ErrRequired):
-		st, err := h.Factors.Status(r.Context(), acct.User.ID)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		h.render(w, r, http.StatusConflict, "security", securityPage{Email: acct.User.Email, Status: st,
-			Error: "This is your last second factor and an organization you belong to requires one. Add another first."})
+		h.refuseRequired(w, r, "This is your last second factor and an organization you belong to requires one. Add another first.")
 		return
 	case err != nil && !errors.Is(err, ErrNoFactor):
 		h.fail(w, r, err)

@@ -53,76 +53,68 @@ type ResetResult struct {
 // lock on the member's row (so two owners resetting at once run one after
 // the other and leave one live link), it deletes every second factor of
 // target, ends their browser sessions and sign-ins in progress, revokes
-// their access and refresh tokens, lifts their second-factor lockout, marks them reset pending,
-// issues a single-use re-enrollment link (256 random bits, stored as a
+// their access and refresh tokens, lifts their second-factor lockout,
+// marks them reset pending, issues a single-use re-enrollment link (256 random bits, stored as a
 // keyed hash, replacing any earlier link), audits the reset in every
 // organization the member belongs to, and queues the email with the link.
 // Either all of it happens or none of it. Nobody may reset themselves.
 func (s *Service) Reset(ctx context.Context, target store.User, actor Event) (ResetResult, error) {
-	if actor.ActorID == target.ID {
-		return ResetResult{}, ErrSelfReset
-	}
-	var res ResetResult
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		rs := s.Store
-		if err := rs.LockUser(ctx, target.ID); err != nil {
-			return err
-		}
+	return s.linkTx(ctx, target, actor, "reset.initiated", func(ctx context.Context, _ store.User) error {
 		if _, err := s.Store.DeleteSecondFactors(ctx, target.ID); err != nil {
 			return err
 		}
-		if _, err := rs.DeleteUserBrowserSessions(ctx, target.ID); err != nil {
+		if _, err := s.Store.DeleteUserBrowserSessions(ctx, target.ID); err != nil {
 			return err
 		}
-		if _, err := rs.DeleteUserLoginFlows(ctx, target.ID); err != nil {
+		if _, err := s.Store.DeleteUserLoginFlows(ctx, target.ID); err != nil {
 			return err
 		}
-		if _, err := rs.RevokeUserTokens(ctx, target.ID); err != nil {
+		if _, err := s.Store.RevokeUserTokens(ctx, target.ID); err != nil {
 			return err
 		}
 		if err := s.Store.ResetRateLimit(ctx, userLimitKey(target.ID)); err != nil {
 			return err
 		}
-		if err := s.Store.SetMFAState(ctx, target.ID, store.MFAResetPending); err != nil {
-			return err
-		}
-		var err error
-		res, err = s.issueLink(ctx, target, actor)
-		if err != nil {
-			return err
-		}
-		return s.auditInOrgs(ctx, "reset.initiated", target.ID, actor)
+		return s.Store.SetMFAState(ctx, target.ID, store.MFAResetPending)
 	})
-	if err != nil {
-		return ResetResult{}, err
-	}
-	s.delivered()
-	return res, nil
 }
 
 // Resend issues a new link for a pending reset (the old one stops
 // working) and emails it.
 func (s *Service) Resend(ctx context.Context, target store.User, actor Event) (ResetResult, error) {
+	return s.linkTx(ctx, target, actor, "reset.resent", func(_ context.Context, current store.User) error {
+		if current.MFAState != store.MFAResetPending {
+			return ErrNotPending
+		}
+		return nil
+	})
+}
+
+// linkTx is what Reset and Resend share: in one transaction holding the
+// member's row lock, it runs change, issues a new link (superseding any
+// earlier one, with its email) and audits kind in every organization of
+// the member. Nobody may do it to themselves.
+func (s *Service) linkTx(ctx context.Context, target store.User, actor Event, kind string,
+	change func(ctx context.Context, current store.User) error) (ResetResult, error) {
 	if actor.ActorID == target.ID {
 		return ResetResult{}, ErrSelfReset
 	}
 	var res ResetResult
 	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		rs := s.Store
-		if err := rs.LockUser(ctx, target.ID); err != nil {
+		if err := s.Store.LockUser(ctx, target.ID); err != nil {
 			return err
 		}
-		current, err := rs.GetUser(ctx, target.ID)
+		current, err := s.Store.GetUser(ctx, target.ID)
 		if err != nil {
 			return err
 		}
-		if current.MFAState != store.MFAResetPending {
-			return ErrNotPending
+		if err := change(ctx, current); err != nil {
+			return err
 		}
 		if res, err = s.issueLink(ctx, current, actor); err != nil {
 			return err
 		}
-		return s.auditInOrgs(ctx, "reset.resent", target.ID, actor)
+		return s.auditInOrgs(ctx, kind, target.ID, actor)
 	})
 	if err != nil {
 		return ResetResult{}, err
