@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -81,8 +82,11 @@ var sqliteDialect = dialect{
 
 // Options tune the connection pool. Zero values pick defaults.
 type Options struct {
-	// MaxConns bounds open connections (PostgreSQL; default 4 per core, at
-	// least 8). SQLite uses its own fixed pool.
+	// MaxConns bounds open connections (PostgreSQL). Zero means the URL's
+	// pool_max_conns if it has one, else 4 per core and at least 8: a
+	// request spends most of its time waiting on the database, not on the
+	// CPU, so a pool as small as the core count would queue requests. SQLite
+	// uses its own fixed pool.
 	MaxConns int
 }
 
@@ -105,8 +109,11 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = int32(opts.MaxConns)
+	case !strings.Contains(dsn, "pool_max_conns="):
+		cfg.MaxConns = int32(max(8, 4*runtime.NumCPU()))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
