@@ -1,13 +1,11 @@
 package admin
 
 import (
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
 	"time"
 
-	"github.com/twofold-id/twofold/session"
 	"github.com/twofold-id/twofold/store"
 )
 
@@ -25,13 +23,8 @@ type auditRow struct {
 
 // handleAudit shows the organization's newest audit events.
 func (h *Handler) handleAudit(w http.ResponseWriter, r *http.Request) {
-	acct, _ := session.AccountOf(r.Context())
-	_, om, err := h.ownedOrg(r, acct.User.ID)
-	if errors.Is(err, errNotOwner) {
-		h.refuse(w, r, err)
-		return
-	} else if err != nil {
-		h.fail(w, r, err)
+	_, _, om, ok := h.ownerPage(w, r)
+	if !ok {
 		return
 	}
 	events, err := h.Store.ListAudit(r.Context(), store.AuditFilter{OrgID: om.Org.ID, Limit: 200})

@@ -55,15 +55,25 @@ func (h *Handler) ownedOrg(r *http.Request, userID string) ([]store.OrgMembershi
 	return owned, store.OrgMembership{}, errNotOwner
 }
 
-// handleMembers lists the organization's members with their 2FA state.
-func (h *Handler) handleMembers(w http.ResponseWriter, r *http.Request) {
+// ownerPage resolves the organization a console page shows (ownedOrg); it
+// answers a refusal or failure itself and returns false then.
+func (h *Handler) ownerPage(w http.ResponseWriter, r *http.Request) (session.Account, []store.OrgMembership, store.OrgMembership, bool) {
 	acct, _ := session.AccountOf(r.Context())
 	owned, om, err := h.ownedOrg(r, acct.User.ID)
 	if errors.Is(err, errNotOwner) {
 		h.refuse(w, r, err)
-		return
+		return acct, nil, om, false
 	} else if err != nil {
 		h.fail(w, r, err)
+		return acct, nil, om, false
+	}
+	return acct, owned, om, true
+}
+
+// handleMembers lists the organization's members with their 2FA state.
+func (h *Handler) handleMembers(w http.ResponseWriter, r *http.Request) {
+	acct, owned, om, ok := h.ownerPage(w, r)
+	if !ok {
 		return
 	}
 	members, err := h.Store.ListOrgMembers(r.Context(), om.Org.ID)

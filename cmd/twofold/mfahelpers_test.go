@@ -26,6 +26,15 @@ type authenticator struct {
 
 func (a *authenticator) next() string {
 	a.t.Helper()
+	// The current step first, then the next, then the previous: the
+	// previous step's code may expire before the server checks it.
+	return a.take(0, 1, -1)
+}
+
+// take returns the code of the first step, at the given offsets from the
+// current one, not used before; it waits for the clock when all were.
+func (a *authenticator) take(offsets ...int64) string {
+	a.t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now
@@ -34,11 +43,9 @@ func (a *authenticator) next() string {
 	}
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) {
-		// The current step first, then the next, then the previous: the
-		// previous step's code may expire before the server checks it.
 		cur := now().Unix() / 30
-		for _, s := range []int64{cur, cur + 1, cur - 1} {
-			if s > a.last {
+		for _, o := range offsets {
+			if s := cur + o; s > a.last {
 				a.last = s
 				return a.codeAt(s)
 			}
