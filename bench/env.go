@@ -31,6 +31,7 @@ type env struct {
 	adminURL, dbName string
 	secret           string
 	addr, issuer     string
+	pprof            string // TWOFOLD_PPROF_LISTEN, empty for off
 }
 
 // newEnv builds twofold and creates its database.
@@ -39,7 +40,7 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, bin: filepath.Join(dir, "twofold"), dialect: o.db, adminURL: o.pgURL}
+	e := &env{dir: dir, bin: filepath.Join(dir, "twofold"), dialect: o.db, adminURL: o.pgURL, pprof: o.pprof}
 	key := make([]byte, 32)
 	rand.Read(key)
 	e.secret = base64.StdEncoding.EncodeToString(key)
@@ -186,6 +187,7 @@ func (e *env) environ() []string {
 		// password throttle sees many users, not one address doing 32
 		// sign-ins at once.
 		"TWOFOLD_TRUSTED_PROXIES=127.0.0.0/8",
+		"TWOFOLD_PPROF_LISTEN="+e.pprof,
 	)
 }
 

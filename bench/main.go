@@ -40,6 +40,7 @@ type options struct {
 	users     int
 	out       string
 	quick     bool
+	pprof     string
 	args      []string // as given, for the report
 }
 
@@ -55,6 +56,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.users, "users", 0, "TOTP users to seed for the sign-in scenarios (0: sized from the argon2id floor and the duration)")
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown report to update (its section for this database); empty for stdout only")
 	fs.BoolVar(&o.quick, "quick", false, "short run: 2s per level, 0.3s warm-up, 1s argon2id floor")
+	fs.StringVar(&o.pprof, "pprof", "", "serve twofold's profiler on this loopback host:port during the run (e.g. 127.0.0.1:6060), to profile a scenario with go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
