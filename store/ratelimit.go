@@ -14,11 +14,52 @@ import (
 // caller calls ResetRateLimit when the attempt succeeds. It returns
 // ErrThrottled, changing nothing, while the key is blocked.
 //
-// It runs in one transaction that locks the key's row (PostgreSQL) or the
-// database (SQLite's immediate transactions), so counters shared by several
-// instances stay exact.
+// Counters shared by several instances stay exact. The common case costs
+// two statements and no transaction: read the key's row, then write the
+// next state only if the row is still what was read (compare-and-swap; a
+// missing row is inserted only if nobody else inserted it). A writer that
+// loses the race reads again, so every attempt is counted once and none is
+// decided on a stale count. After rateLimitCASTries lost races in a row
+// (a burst on one key), it falls back to a transaction that locks the row.
 func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
 	now = utc(now)
+	for range rateLimitCASTries {
+		cur, found, err := db.rateLimitRow(ctx, key, "")
+		if err != nil {
+			return err
+		}
+		next, err := cur.attempt(b, now)
+		if err != nil {
+			return err
+		}
+		var res sql.Result
+		if found {
+			res, err = db.exec(ctx, `UPDATE rate_limits SET failures = $2, last_failure_at = $3, blocked_until = $4
+				WHERE key = $1 AND failures = $5 AND last_failure_at = $6 AND blocked_until = $7`,
+				key, next.failures, next.last, next.blocked, cur.failures, cur.last, cur.blocked)
+		} else {
+			res, err = db.exec(ctx, `INSERT INTO rate_limits (key, failures, last_failure_at, blocked_until)
+				VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING`, key, next.failures, next.last, next.blocked)
+		}
+		if err != nil {
+			return fmt.Errorf("rate limit %s: %w", key, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("rate limit %s: %w", key, err)
+		} else if n == 1 {
+			return nil
+		}
+	}
+	return db.rateLimitLocked(ctx, key, b, now)
+}
+
+// rateLimitCASTries is how many lost races RateLimitAttempt takes before it
+// locks the row instead. A variable so tests can force the locked path.
+var rateLimitCASTries = 4
+
+// rateLimitLocked is RateLimitAttempt in one transaction that locks the
+// key's row (PostgreSQL) or the database (SQLite's immediate transactions).
+func (db *DB) rateLimitLocked(ctx context.Context, key string, b Backoff, now time.Time) error {
 	return db.InTx(ctx, func(ctx context.Context) error {
 		// The row must exist before it can be locked: FOR UPDATE on a
 		// missing row locks nothing, and concurrent first attempts would
@@ -27,35 +68,59 @@ func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now t
 			ON CONFLICT (key) DO NOTHING`, key, utc(time.Unix(0, 0))); err != nil {
 			return fmt.Errorf("rate limit %s: %w", key, err)
 		}
-		var failures int
-		var last, blocked time.Time
-		err := db.q(ctx).QueryRowContext(ctx, `SELECT failures, last_failure_at, blocked_until FROM rate_limits
-			WHERE key = $1`+db.dialect.forUpdate, key).Scan(&failures, &last, &blocked)
-		switch {
-		case err != nil:
-			return fmt.Errorf("rate limit %s: %w", key, err)
-		case b.Lockout > 0 && failures >= b.Lockout:
-			return ErrThrottled // locked out until reset
-		case blocked.After(last) && now.Before(blocked):
-			// Only a real delay blocks. Within the free attempts blocked_until
-			// equals last_failure_at, and a concurrent caller whose now was
-			// read a moment before the one that took the lock first must not
-			// be refused by that zero-length "block".
-			return ErrThrottled
-		case b.Forget > 0 && now.Sub(last) > b.Forget:
-			failures = 0
+		cur, _, err := db.rateLimitRow(ctx, key, db.dialect.forUpdate)
+		if err != nil {
+			return err
 		}
-		failures++
-		until := now.Add(b.Delay(failures))
-		_, err = db.exec(ctx, `INSERT INTO rate_limits (key, failures, last_failure_at, blocked_until) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
-				last_failure_at = excluded.last_failure_at, blocked_until = excluded.blocked_until`,
-			key, failures, now, until)
+		next, err := cur.attempt(b, now)
+		if err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, `UPDATE rate_limits SET failures = $2, last_failure_at = $3, blocked_until = $4 WHERE key = $1`,
+			key, next.failures, next.last, next.blocked)
 		if err != nil {
 			return fmt.Errorf("rate limit %s: %w", key, err)
 		}
 		return nil
 	})
+}
+
+// limitState is a rate-limit row.
+type limitState struct {
+	failures      int
+	last, blocked time.Time
+}
+
+// rateLimitRow reads key's row (lock is "" or the dialect's FOR UPDATE); a
+// missing row is the zero state and found false.
+func (db *DB) rateLimitRow(ctx context.Context, key, lock string) (st limitState, found bool, err error) {
+	err = db.q(ctx).QueryRowContext(ctx, `SELECT failures, last_failure_at, blocked_until FROM rate_limits
+		WHERE key = $1`+lock, key).Scan(&st.failures, &st.last, &st.blocked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return limitState{}, false, nil
+	case err != nil:
+		return st, false, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return st, true, nil
+}
+
+// attempt is the state after one more attempt at now, or ErrThrottled.
+func (st limitState) attempt(b Backoff, now time.Time) (limitState, error) {
+	switch {
+	case b.Lockout > 0 && st.failures >= b.Lockout:
+		return st, ErrThrottled // locked out until reset
+	case st.blocked.After(st.last) && now.Before(st.blocked):
+		// Only a real delay blocks. Within the free attempts blocked_until
+		// equals last_failure_at, and a concurrent caller whose now was
+		// read a moment before the one that wrote first must not be
+		// refused by that zero-length "block".
+		return st, ErrThrottled
+	case b.Forget > 0 && now.Sub(st.last) > b.Forget:
+		st.failures = 0
+	}
+	failures := st.failures + 1
+	return limitState{failures: failures, last: now, blocked: now.Add(b.Delay(failures))}, nil
 }
 
 // RateLimitFailures returns the consecutive failures counted for key.

@@ -20,6 +20,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestRateLimitLockedFallback runs the rate-limit tests through the locked
+// transaction RateLimitAttempt falls back to after lost races, which the
+// conformance run reaches only by chance.
+func TestRateLimitLockedFallback(t *testing.T) {
+	store.ForceLockedRateLimits(t)
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		storetest.RunRateLimits(t, b.Open)
+	})
+}
+
 func TestBackoffDelay(t *testing.T) {
 	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute}
 	for failures, want := range map[int]time.Duration{0: 0, 3: 0, 4: 30 * time.Second, 5: time.Minute, 6: 2 * time.Minute, 7: 4 * time.Minute, 50: 4 * time.Minute} {

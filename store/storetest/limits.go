@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,5 +75,23 @@ func testRateLimitConcurrent(t *testing.T, db *store.DB) {
 	}
 	if n, _ := db.RateLimitFailures(ctx, "burst"); n != 4 {
 		t.Fatalf("failures = %d, want 4", n)
+	}
+}
+
+// testRateLimitConcurrentKeys: a burst over several keys at once, each
+// starting without a row, counts every attempt on every key exactly.
+func testRateLimitConcurrentKeys(t *testing.T, db *store.DB) {
+	b := store.Backoff{Free: 100, Base: time.Second, Max: time.Minute}
+	const keys, perKey = 4, 12
+	ok, errs := concurrently(keys*perKey, func(i int) error {
+		return db.RateLimitAttempt(ctx, fmt.Sprintf("spread-%d", i%keys), b, t0.Add(time.Duration(i)*time.Millisecond))
+	})
+	if ok != keys*perKey {
+		t.Fatalf("%d of %d attempts passed, want all: %v", ok, keys*perKey, errs)
+	}
+	for k := range keys {
+		if n, _ := db.RateLimitFailures(ctx, fmt.Sprintf("spread-%d", k)); n != perKey {
+			t.Fatalf("key %d counted %d failures, want %d", k, n, perKey)
+		}
 	}
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"RateLimit", testRateLimit},
 		{"RateLimitLockout", testRateLimitLockout},
 		{"RateLimitConcurrent", testRateLimitConcurrent},
+		{"RateLimitConcurrentKeys", testRateLimitConcurrentKeys},
 		{"Outbox", testOutbox},
 		{"OutboxOrder", testOutboxOrder},
 		{"OutboxLeaseExpiry", testOutboxLeaseExpiry},
@@ -63,6 +64,17 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})
+	}
+}
+
+// RunRateLimits runs the rate-limit tests alone, for a store made to take
+// another path through them (store's locked fallback).
+func RunRateLimits(t *testing.T, open func(t testing.TB) *store.DB) {
+	for name, fn := range map[string]func(*testing.T, *store.DB){
+		"RateLimit": testRateLimit, "RateLimitLockout": testRateLimitLockout,
+		"RateLimitConcurrent": testRateLimitConcurrent, "RateLimitConcurrentKeys": testRateLimitConcurrentKeys,
+	} {
+		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
 }
 
