@@ -43,6 +43,7 @@ type Store interface {
 	DeleteSecondFactors(ctx context.Context, userID string) (int64, error)
 	UserRequires2FA(ctx context.Context, userID string) (bool, error)
 	HasSecondFactor(ctx context.Context, userID string) (bool, error)
+	GetFactorSummary(ctx context.Context, userID string) (store.FactorSummary, error)
 	SetMFAState(ctx context.Context, userID string, state store.MFAState) error
 	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
 	ResetRateLimit(ctx context.Context, key string) error
@@ -128,24 +129,20 @@ func (s *Service) MustEnroll(ctx context.Context, user store.User) (bool, error)
 	return s.Store.UserRequires2FA(ctx, user.ID)
 }
 
-// Status returns the user's second-factor state.
+// Status returns the user's second-factor state: one query, and one more
+// for the list of security keys when there are any.
 func (s *Service) Status(ctx context.Context, userID string) (Status, error) {
-	var st Status
-	cred, err := s.Store.GetTOTPCredential(ctx, userID)
-	switch {
-	case err == nil:
-		st.TOTP, st.TOTPSince = true, cred.CreatedAt
-	case !errors.Is(err, store.ErrNotFound):
-		return st, err
+	fs, err := s.Store.GetFactorSummary(ctx, userID)
+	if err != nil {
+		return Status{}, err
 	}
-	if st.Keys, err = s.Keys(ctx, userID); err != nil {
-		return st, err
+	st := Status{TOTP: fs.TOTP, TOTPSince: fs.TOTPSince, BackupCodes: fs.BackupCodes, Required: fs.Required}
+	if fs.Keys > 0 {
+		if st.Keys, err = s.Keys(ctx, userID); err != nil {
+			return st, err
+		}
 	}
-	if st.BackupCodes, err = s.Store.CountBackupCodes(ctx, userID); err != nil {
-		return st, err
-	}
-	st.Required, err = s.Store.UserRequires2FA(ctx, userID)
-	return st, err
+	return st, nil
 }
 
 // Enrollment is an authenticator app being set up, as the page shows it.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -168,6 +169,35 @@ func (db *DB) HasSecondFactor(ctx context.Context, userID string) (bool, error) 
 		return false, fmt.Errorf("second factors of %s: %w", userID, err)
 	}
 	return has, nil
+}
+
+// FactorSummary is a user's second factors at a glance.
+type FactorSummary struct {
+	TOTP        bool
+	TOTPSince   time.Time // when the authenticator app was confirmed
+	Keys        int       // security keys
+	BackupCodes int       // unused backup codes
+	Required    bool      // an organization of the user requires 2FA
+}
+
+// GetFactorSummary reads FactorSummary in one query, for the pages that
+// show a user's factors (the second-factor step, Security Settings).
+func (db *DB) GetFactorSummary(ctx context.Context, userID string) (FactorSummary, error) {
+	var fs FactorSummary
+	var since sql.NullTime
+	// The TOTP column comes from a join, not a subquery, so that SQLite
+	// knows it is a timestamp and reads it back as one.
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT t.created_at,
+		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1),
+		(SELECT COUNT(*) FROM backup_codes WHERE user_id = $1 AND used_at IS NULL),
+		EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
+			WHERE m.user_id = $1 AND o.require_2fa)
+		FROM (SELECT CAST($1 AS TEXT) AS id) u LEFT JOIN totp_credentials t ON t.user_id = u.id`, userID).Scan(&since, &fs.Keys, &fs.BackupCodes, &fs.Required)
+	if err != nil {
+		return fs, fmt.Errorf("second factors of %s: %w", userID, err)
+	}
+	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
+	return fs, nil
 }
 
 // UserRequires2FA reports whether any organization the user belongs to

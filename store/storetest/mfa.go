@@ -162,3 +162,39 @@ func testRateLimitLockout(t *testing.T, db *store.DB) {
 	must(t, db.ResetRateLimit(ctx, "lock"), "reset")
 	must(t, db.RateLimitAttempt(ctx, "lock", b, now), "after reset")
 }
+
+// testFactorSummary: the one-query summary agrees with the factors as
+// they are added and used, and counts only the user's own.
+func testFactorSummary(t *testing.T, db *store.DB) {
+	u := newUser(t, db, "summary@example.com")
+	other := newUser(t, db, "summary-other@example.com")
+	summary := func() store.FactorSummary {
+		t.Helper()
+		fs, err := db.GetFactorSummary(ctx, u.ID)
+		must(t, err, "summary")
+		return fs
+	}
+	if fs := summary(); fs != (store.FactorSummary{}) {
+		t.Fatalf("summary without factors = %+v", fs)
+	}
+	must(t, db.PutTOTPEnrollment(ctx, store.TOTPEnrollment{UserID: u.ID, SealedSecret: []byte("s"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}), "enroll")
+	if fs := summary(); fs.TOTP {
+		t.Fatal("a pending enrollment counts as an authenticator app")
+	}
+	hashes := [][]byte{[]byte("b1"), []byte("b2"), []byte("b3")}
+	must(t, db.ConfirmTOTP(ctx, store.TOTPCredential{UserID: u.ID, SealedSecret: []byte("s"), CreatedAt: t0}, hashes), "confirm")
+	must(t, db.UseBackupCode(ctx, u.ID, hashes[0], t0), "use code")
+	must(t, db.CreateWebAuthnCredential(ctx, store.WebAuthnCredential{ID: []byte("k1"), UserID: u.ID, Name: "Key", Data: "{}", CreatedAt: t0}), "key")
+	must(t, db.CreateWebAuthnCredential(ctx, store.WebAuthnCredential{ID: []byte("k2"), UserID: other.ID, Name: "Key", Data: "{}", CreatedAt: t0}), "other's key")
+	must(t, db.ReplaceBackupCodes(ctx, other.ID, [][]byte{[]byte("o1")}, t0), "other's codes")
+	must(t, db.CreateOrganization(ctx, store.Organization{ID: "sum-strict", Name: "Sum strict", Require2FA: true, CreatedAt: t0}), "org")
+	must(t, db.PutMembership(ctx, store.Membership{OrgID: "sum-strict", UserID: other.ID, Role: store.RoleMember, CreatedAt: t0}), "other's membership")
+	want := store.FactorSummary{TOTP: true, TOTPSince: t0.Truncate(time.Microsecond), Keys: 1, BackupCodes: 2}
+	if fs := summary(); !fs.TOTPSince.Equal(want.TOTPSince) || fs.TOTP != want.TOTP || fs.Keys != want.Keys || fs.BackupCodes != want.BackupCodes || fs.Required {
+		t.Fatalf("summary = %+v, want %+v", fs, want)
+	}
+	must(t, db.PutMembership(ctx, store.Membership{OrgID: "sum-strict", UserID: u.ID, Role: store.RoleMember, CreatedAt: t0}), "membership")
+	if fs := summary(); !fs.Required {
+		t.Fatal("a member of an organization that requires 2FA is not told so")
+	}
+}

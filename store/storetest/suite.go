@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"TOTPSteps", testTOTPSteps},
 		{"BackupCodes", testBackupCodes},
 		{"OrgPolicyAndFlowLimit", testOrgPolicyAndFlowLimit},
+		{"FactorSummary", testFactorSummary},
 		{"WebAuthnCredentials", testWebAuthnCredentials},
 		{"WebAuthnCeremonies", testWebAuthnCeremonies},
 		{"ResetTokens", testResetTokens},
