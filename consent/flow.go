@@ -68,7 +68,7 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 	if err := h.Store.CreateLoginFlow(ctx, flow); err != nil {
 		return nil, err
 	}
-	http.Redirect(w, r, continueURL(flow.ID), http.StatusSeeOther)
+	h.advance(w, r, &flow)
 	return nil, nil
 }
 
@@ -131,7 +131,7 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		return "/login?flow=" + f.ID, nil
 	}
 	if !slices.Contains(f.AMR, "mfa") {
-		user, err := h.Store.GetUser(r.Context(), f.UserID)
+		user, err := h.user(r.Context(), f.UserID)
 		if err != nil {
 			return "", err
 		}
@@ -141,7 +141,7 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		if user.MFAState == store.MFAResetPending {
 			return "", errResetPending
 		}
-		enrolled, err := h.Factors.Enrolled(r.Context(), user.ID)
+		enrolled, err := h.isEnrolled(r.Context(), user.ID)
 		if err != nil {
 			return "", err
 		}
@@ -164,7 +164,7 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		}
 		return localReturn(f.Query), nil
 	case f.GrantedScopes == nil && !f.Denied:
-		client, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
+		client, err := h.Clients.GetOAuthClient(r.Context(), f.ClientID)
 		if err != nil {
 			return "", err
 		}
@@ -218,7 +218,7 @@ func (h *Handler) atStep(w http.ResponseWriter, r *http.Request, id, step string
 // the flow's client when the caller has it already, else nil.
 func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user store.User, client *store.Client) (bool, error) {
 	ctx := r.Context()
-	if enrolled, err := h.Factors.Enrolled(ctx, user.ID); err != nil || enrolled {
+	if enrolled, err := h.isEnrolled(ctx, user.ID); err != nil || enrolled {
 		return enrolled, err
 	}
 	if must, err := h.Factors.MustEnroll(ctx, user); err != nil || must {
@@ -233,7 +233,7 @@ func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user st
 	}
 	if client == nil {
 		var err error
-		if client, err = h.Store.GetOAuthClient(ctx, f.ClientID); err != nil {
+		if client, err = h.Clients.GetOAuthClient(ctx, f.ClientID); err != nil {
 			return false, err
 		}
 	}

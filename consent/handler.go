@@ -21,7 +21,6 @@ import (
 
 // Store is what the browser flow needs of the store.
 type Store interface {
-	GetOAuthClient(ctx context.Context, id string) (*store.Client, error)
 	GetUser(ctx context.Context, id string) (store.User, error)
 	GetUserByEmail(ctx context.Context, email string) (store.User, error)
 	RecordLogin(ctx context.Context, id string, at time.Time) error
@@ -56,6 +55,13 @@ type SecondFactor interface {
 	FinishKeyRegistration(ctx context.Context, user store.User, ceremonyID, binding, name string, response []byte, ev mfa.Event) ([]string, error)
 }
 
+// Clients reads client registrations; the provider's cache
+// (provider.ClientCache), so a sign-in reads each at most every few
+// seconds, not on every page.
+type Clients interface {
+	GetOAuthClient(ctx context.Context, id string) (*store.Client, error)
+}
+
 // Passwords verifies user passwords (package password).
 type Passwords interface {
 	Verify(ctx context.Context, encoded, password string) error
@@ -64,6 +70,7 @@ type Passwords interface {
 // Handler serves the sign-in, consent and sign-out pages.
 type Handler struct {
 	Store     Store
+	Clients   Clients
 	Passwords Passwords
 	Factors   SecondFactor
 	Sessions  *session.Manager
@@ -91,7 +98,7 @@ var (
 // refused cross-origin.
 func (h *Handler) Mount(r *mux.Router) {
 	pages := r.NewRoute().Subrouter()
-	pages.Use(web.NoStore, web.CrossOrigin)
+	pages.Use(web.NoStore, web.CrossOrigin, withReads)
 	pages.HandleFunc("/", h.handleHome).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/login", h.handleLoginPage).Methods(http.MethodGet, http.MethodHead)
 	pages.HandleFunc("/login", h.handleLogin).Methods(http.MethodPost)

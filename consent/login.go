@@ -136,6 +136,7 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := errors.Join(h.Store.ResetRateLimit(ctx, acctKey), h.Store.RefundRateLimit(ctx, addrKey)); err != nil {
 		web.Logger(ctx).Error("reset password throttle", "err", err)
 	}
+	rememberUser(ctx, user)
 	h.passwordVerified(w, r, f, user)
 }
 

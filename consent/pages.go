@@ -91,10 +91,10 @@ func (h *Handler) consentFlow(w http.ResponseWriter, r *http.Request, id string)
 	if !ok {
 		return f, nil, store.User{}, false
 	}
-	client, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
+	client, err := h.Clients.GetOAuthClient(r.Context(), f.ClientID)
 	var user store.User
 	if err == nil {
-		user, err = h.Store.GetUser(r.Context(), f.UserID)
+		user, err = h.user(r.Context(), f.UserID)
 	}
 	if err != nil {
 		h.flowError(w, r, err)
@@ -207,7 +207,7 @@ func (h *Handler) logoutTarget(r *http.Request, q url.Values) (string, *store.Cl
 		}
 		return "", nil, nil
 	}
-	client, err := h.Store.GetOAuthClient(r.Context(), clientID)
+	client, err := h.Clients.GetOAuthClient(r.Context(), clientID)
 	if err != nil {
 		return "", nil, err
 	}

@@ -57,7 +57,7 @@ func (h *Handler) factorFlow(w http.ResponseWriter, r *http.Request, id, step st
 	if !ok {
 		return f, store.User{}, false
 	}
-	user, err := h.Store.GetUser(r.Context(), f.UserID)
+	user, err := h.user(r.Context(), f.UserID)
 	if err != nil {
 		h.flowError(w, r, err)
 		return f, store.User{}, false
@@ -69,7 +69,7 @@ func (h *Handler) clientName(r *http.Request, f store.LoginFlow) string {
 	if f.ClientID == "" {
 		return ""
 	}
-	c, err := h.Store.GetOAuthClient(r.Context(), f.ClientID)
+	c, err := h.Clients.GetOAuthClient(r.Context(), f.ClientID)
 	if err != nil {
 		return ""
 	}
@@ -173,6 +173,7 @@ func (h *Handler) handleSecurityKey(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user store.User, amr []string, method string) bool {
 	now := h.Now()
 	f.AMR, f.AuthTime = amr, now
+	forgetUser(r.Context(), user.ID) // enrolling changed the user's factors and state
 	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
 		h.internalError(w, r, err)
 		return false

@@ -13,13 +13,26 @@ import (
 
 // ClientTTL is how long a client's registration is cached. A changed or
 // deleted client (changed only by the operator's commands) takes effect on
-// every instance within this time; in exchange, client authentication on
-// the token and introspection endpoints costs no database round trip.
+// every instance within this time, including what the sign-in flow decides
+// from it (the client's 2FA requirement, first-party consent); in
+// exchange, client authentication on the token and introspection endpoints
+// and the sign-in pages cost no database round trip.
 const ClientTTL = 30 * time.Second
 
-// cachingStorage is the fosite storage with clients cached for ClientTTL.
-type cachingStorage struct {
-	Storage
+// maxCachedClients bounds the cache against requests naming many distinct
+// client ids: past it, the cache starts over.
+const maxCachedClients = 10000
+
+// ClientReader reads a client registration.
+type ClientReader interface {
+	GetOAuthClient(ctx context.Context, id string) (*store.Client, error)
+}
+
+// ClientCache reads client registrations through a cache of ClientTTL. It
+// is shared by the provider and the sign-in pages (package consent); the
+// *store.Client it returns is shared too and must not be modified.
+type ClientCache struct {
+	src ClientReader
 	now func() time.Time
 
 	mu      sync.Mutex
@@ -31,31 +44,45 @@ type cachedClient struct {
 	expires time.Time
 }
 
-func newCachingStorage(s Storage, now func() time.Time) *cachingStorage {
-	return &cachingStorage{Storage: s, now: now, clients: map[string]cachedClient{}}
+// NewClientCache caches src's clients, timed by now.
+func NewClientCache(src ClientReader, now func() time.Time) *ClientCache {
+	return &ClientCache{src: src, now: now, clients: map[string]cachedClient{}}
 }
 
-// GetOAuthClient returns the client, from the cache while fresh. Misses are
-// not cached, so a client registered a moment ago is found at once.
-func (s *cachingStorage) GetOAuthClient(ctx context.Context, id string) (*store.Client, error) {
-	now := s.now()
-	s.mu.Lock()
-	e, ok := s.clients[id]
-	s.mu.Unlock()
+// GetOAuthClient returns the client, from the cache while fresh. Misses and
+// errors are not cached, so a client registered a moment ago is found at
+// once.
+func (cc *ClientCache) GetOAuthClient(ctx context.Context, id string) (*store.Client, error) {
+	now := cc.now()
+	cc.mu.Lock()
+	e, ok := cc.clients[id]
+	cc.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.c, nil
 	}
-	c, err := s.Storage.GetOAuthClient(ctx, id)
+	c, err := cc.src.GetOAuthClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if len(s.clients) > 10000 { // bound memory against many distinct ids
-		clear(s.clients)
+	cc.mu.Lock()
+	if len(cc.clients) >= maxCachedClients {
+		clear(cc.clients)
 	}
-	s.clients[id] = cachedClient{c: c, expires: now.Add(ClientTTL)}
-	s.mu.Unlock()
+	cc.clients[id] = cachedClient{c: c, expires: now.Add(ClientTTL)}
+	cc.mu.Unlock()
 	return c, nil
+}
+
+// cachingStorage is the fosite storage with clients read through a
+// ClientCache.
+type cachingStorage struct {
+	Storage
+	clients *ClientCache
+}
+
+// GetOAuthClient reads through the cache.
+func (s *cachingStorage) GetOAuthClient(ctx context.Context, id string) (*store.Client, error) {
+	return s.clients.GetOAuthClient(ctx, id)
 }
 
 // GetClient implements fosite.ClientManager through the cache.
@@ -66,7 +93,7 @@ func (s *cachingStorage) GetOAuthClient(ctx context.Context, id string) (*store.
 // neither, so its errors are marked temporarily_unavailable, which the
 // endpoints find in the chain and answer with 503 (see unavailable).
 func (s *cachingStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.GetOAuthClient(ctx, id)
+	c, err := s.clients.GetOAuthClient(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, store.FositeNotFound(err)

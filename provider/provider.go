@@ -32,6 +32,9 @@ type Config struct {
 	IDTokenLifespan      time.Duration
 	// AuthorizeCodeLifespan is capped at 10 minutes.
 	AuthorizeCodeLifespan time.Duration
+	// Clients caches client registrations (ClientTTL); shared with the
+	// sign-in pages. Nil: the provider caches its own.
+	Clients *ClientCache
 }
 
 // MaxCodeLifespan is the longest an authorization code may live.
@@ -114,7 +117,11 @@ func New(cfg Config, st Storage, keys *Keyring, sealer *seal.Sealer, interaction
 	}
 	// Clients are read on every token and introspection request; cache
 	// them briefly (ClientTTL).
-	st = newCachingStorage(st, now)
+	clients := cfg.Clients
+	if clients == nil {
+		clients = NewClientCache(st, now)
+	}
+	st = &cachingStorage{Storage: st, clients: clients}
 	p := &Provider{
 		cfg: cfg, store: st, keys: keys, interaction: interaction, templates: tmpl, now: now, strategy: strategy,
 		oauth2: compose.Compose(fc, st, strategy,

@@ -74,13 +74,15 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	}
 	settings := &mfa.Handler{Factors: factors, Users: a.db, Sessions: sessions, Templates: tmpl, ClientIP: clientIP, Now: now}
 	resetLinks := &mfa.ResetLinks{Factors: factors, Limiter: a.db, Templates: tmpl, ClientIP: clientIP, Host: issuer.Host, Now: now}
+	// One client cache serves the provider and the sign-in pages.
+	clients := provider.NewClientCache(a.db, now)
 	flows := &consent.Handler{
-		Store: a.db, Passwords: passwords, Factors: factors, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
+		Store: a.db, Clients: clients, Passwords: passwords, Factors: factors, Sessions: sessions, Templates: tmpl, Cookies: cookies, ClientIP: clientIP, Now: now,
 		FlowLifetime: cfg.LoginFlowLifespan, AccountLimit: consent.DefaultAccountLimit, AddressLimit: consent.DefaultAddressLimit,
 	}
 	oidc, err := provider.New(provider.Config{
 		Issuer: issuer, AccessTokenLifespan: cfg.AccessTokenLifespan, RefreshTokenLifespan: cfg.RefreshTokenLifespan,
-		IDTokenLifespan: cfg.IDTokenLifespan, AuthorizeCodeLifespan: cfg.AuthorizeCodeLifespan,
+		IDTokenLifespan: cfg.IDTokenLifespan, AuthorizeCodeLifespan: cfg.AuthorizeCodeLifespan, Clients: clients,
 	}, a.db, keys, a.sealer, flows, tmpl, now)
 	if err != nil {
 		return nil, err
