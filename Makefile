@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test lint fmt-check vet staticcheck unit fuzz bench bench-go
+.PHONY: help run build test lint fmt-check vet staticcheck unit fuzz bench bench-compare bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ fuzz: ## run every fuzz target for FUZZTIME (5s); a crash is saved in testdata/f
 
 bench: ## load-test a real twofold, rewrite docs/benchmarks.md; flags: ARGS="-quick -db sqlite"
 	$(GO) run ./bench $(ARGS)
+
+bench-compare: ## scenarios 2, 3 and 5 against Ory Hydra v2.3.0 in the same run; rewrites that section of docs/benchmarks.md
+	$(GO) run ./bench -compare -scenarios client-credentials,code,introspection -c 8,32 $(ARGS)
 
 bench-go: ## Go micro-benchmarks of the hot paths (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -22,6 +23,9 @@ import (
 // connections are kept alive across them.
 type browser struct {
 	issuer string
+	// follow are the URL prefixes whose redirects the browser follows:
+	// twofold's, and for Hydra its login and consent app's too.
+	follow []string
 	// xff is the address of the person at this browser, sent as
 	// X-Forwarded-For (twofold trusts loopback as its proxy).
 	xff string
@@ -30,9 +34,9 @@ type browser struct {
 
 func newBrowser(t http.RoundTripper, issuer, xff string) *browser {
 	jar, _ := cookiejar.New(nil)
-	b := &browser{issuer: issuer, xff: xff}
+	b := &browser{issuer: issuer, xff: xff, follow: []string{issuer + "/"}}
 	b.c = &http.Client{Transport: t, Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), b.issuer+"/") || len(via) > 20 {
+		if len(via) > 20 || !slices.ContainsFunc(b.follow, func(p string) bool { return strings.HasPrefix(req.URL.String(), p) }) {
 			return http.ErrUseLastResponse
 		}
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -32,6 +33,7 @@ type env struct {
 	secret           string
 	addr, issuer     string
 	pprof            string // TWOFOLD_PPROF_LISTEN, empty for off
+	dbPrefix         string // of the database's name; "twofold_bench_" if empty
 }
 
 // newEnv builds twofold and creates its database.
@@ -115,7 +117,7 @@ func (e *env) createDatabase(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	e.dbName = "twofold_bench_" + time.Now().Format("20060102_150405")
+	e.dbName = cmp.Or(e.dbPrefix, "twofold_bench_") + time.Now().Format("20060102_150405")
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+e.dbName); err != nil {
 		return fmt.Errorf("create database %s: %w", e.dbName, err)
 	}

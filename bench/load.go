@@ -113,12 +113,12 @@ func drive(ctx context.Context, ops []op, d time.Duration) ([]time.Duration, int
 	return lat, errs, sample, elapsed
 }
 
-// measure runs one level and gathers the process and database figures
-// around it.
-func (h *harness) measure(ctx context.Context, srv *server, ops []op) levelResult {
+// measure runs one level against the server srv on database e and
+// gathers the process and database figures around it.
+func (h *harness) measure(ctx context.Context, e *env, srv *server, ops []op) levelResult {
 	r := levelResult{conc: len(ops)}
-	db0, hasDB := settledDBCounters(ctx, h.env)
-	cpu0, self0, pg0, all0 := cpuSeconds(srv.pid), cpuSeconds(os.Getpid()), pgBackendsCPU(h.env.dbName), busyCPUSeconds()
+	db0, hasDB := settledDBCounters(ctx, e)
+	cpu0, self0, pg0, all0 := cpuSeconds(srv.pid), cpuSeconds(os.Getpid()), pgBackendsCPU(e.dbName), busyCPUSeconds()
 	req0 := h.transport.n.Load()
 	rss := sampleRSS(srv.pid)
 	lat, errs, sample, elapsed := drive(ctx, ops, h.opts.duration)
@@ -126,7 +126,7 @@ func (h *harness) measure(ctx context.Context, srv *server, ops []op) levelResul
 	reqs := h.transport.n.Load() - req0
 	r.serverCPU = cpuSeconds(srv.pid) - cpu0
 	r.benchCPU = cpuSeconds(os.Getpid()) - self0
-	r.pgCPU = pgBackendsCPU(h.env.dbName) - pg0
+	r.pgCPU = pgBackendsCPU(e.dbName) - pg0
 	r.otherCPU = max(0, busyCPUSeconds()-all0-r.serverCPU-r.benchCPU-r.pgCPU)
 	r.ops, r.errs, r.errSample, r.elapsed = len(lat), errs, sample, elapsed
 	if r.ops > 0 {
@@ -135,7 +135,7 @@ func (h *harness) measure(ctx context.Context, srv *server, ops []op) levelResul
 	slices.Sort(lat)
 	r.p50, r.p95, r.p99 = percentile(lat, 0.50), percentile(lat, 0.95), percentile(lat, 0.99)
 	if hasDB && r.ops > 0 {
-		if db1, ok := settledDBCounters(ctx, h.env); ok {
+		if db1, ok := settledDBCounters(ctx, e); ok {
 			r.hasDB = true
 			r.xacts = float64(db1.xacts-db0.xacts) / float64(r.ops)
 			r.rows = float64(db1.rows-db0.rows) / float64(r.ops)

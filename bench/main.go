@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -41,6 +42,7 @@ type options struct {
 	out       string
 	quick     bool
 	pprof     string
+	compare   bool
 	args      []string // as given, for the report
 }
 
@@ -57,10 +59,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown report to update (its section for this database); empty for stdout only")
 	fs.BoolVar(&o.quick, "quick", false, "short run: 2s per level, 0.3s warm-up, 1s argon2id floor")
 	fs.StringVar(&o.pprof, "pprof", "", "serve twofold's profiler on this loopback host:port during the run (e.g. 127.0.0.1:6060), to profile a scenario with go tool pprof")
+	fs.BoolVar(&o.compare, "compare", false, "also run client-credentials, code and introspection against Ory Hydra "+hydraVersion+" (built once into the user cache directory) on the same PostgreSQL, and report the ratios")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.floorTime = 3 * time.Second
+	if o.compare && o.db != "postgres" {
+		return o, errors.New("-compare runs on PostgreSQL only (Hydra's database here)")
+	}
 	if o.quick {
 		o.duration, o.warmup, o.floorTime = 2*time.Second, 300*time.Millisecond, time.Second
 	}
@@ -143,6 +149,7 @@ func run(ctx context.Context, o options) (err error) {
 	header := renderMachine(o, m, h.floor)
 	fmt.Println(header)
 	var tables strings.Builder
+	ours := map[string]scenarioResult{}
 	for _, sc := range allScenarios() {
 		if !slices.Contains(o.scenarios, sc.key) {
 			continue
@@ -151,7 +158,18 @@ func run(ctx context.Context, o options) (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.key, err)
 		}
+		if slices.Contains(compareKeys, sc.key) {
+			ours[sc.key] = r
+		}
 		t := renderScenario(r)
+		fmt.Println(t)
+		tables.WriteString(t + "\n")
+	}
+	if o.compare && len(ours) > 0 {
+		t, err := h.runCompare(ctx, ours)
+		if err != nil {
+			return fmt.Errorf("compare with Hydra: %w", err)
+		}
 		fmt.Println(t)
 		tables.WriteString(t + "\n")
 	}
@@ -159,8 +177,8 @@ func run(ctx context.Context, o options) (err error) {
 	if o.out == "" {
 		return nil
 	}
-	logf("updating %s (section %s)", o.out, o.db)
-	return updateDoc(o.out, o.db, section)
+	logf("updating %s (section %s)", o.out, sectionKey(o))
+	return updateDoc(o.out, sectionKey(o), section)
 }
 
 // seedAll registers the clients and users; for the sign-in scenarios it
@@ -236,7 +254,7 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (scenarioResult,
 		}
 		h.seed.pool.takeWaited()
 		logf("%s: %d workers for %s", sc.key, c, h.opts.duration)
-		r := h.measure(ctx, srv, ops)
+		r := h.measure(ctx, h.env, srv, ops)
 		r.waited = h.seed.pool.takeWaited()
 		res.levels = append(res.levels, r)
 		if ctx.Err() != nil {

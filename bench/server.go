@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// server is a running `twofold serve` process.
+// server is a running `twofold serve` (or `hydra serve`) process.
 type server struct {
 	cmd     *exec.Cmd
 	pid     int
@@ -29,15 +29,21 @@ type server struct {
 
 // startServer starts twofold serve and waits until /readyz answers.
 func startServer(ctx context.Context, e *env, name string) (*server, error) {
-	logPath := filepath.Join(e.dir, "serve-"+name+".log")
+	return startProcess(ctx, e.bin, []string{"serve"}, e.environ(),
+		filepath.Join(e.dir, "serve-"+name+".log"), e.issuer+"/readyz")
+}
+
+// startProcess starts a server (twofold, or Hydra for -compare) logging
+// to logPath and waits until readyURL answers 200.
+func startProcess(ctx context.Context, bin string, args, environ []string, logPath, readyURL string) (*server, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	// Not CommandContext: the server is stopped with SIGTERM by stop, so
 	// that it shuts down as in production.
-	cmd := exec.Command(e.bin, "serve")
-	cmd.Env = e.environ()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = environ
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -45,27 +51,27 @@ func startServer(ctx context.Context, e *env, name string) (*server, error) {
 	}
 	s := &server{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait(); logFile.Close() }()
-	if err := s.waitReady(ctx, e.issuer); err != nil {
+	if err := s.waitReady(ctx, readyURL); err != nil {
 		return nil, errors.Join(err, s.stop())
 	}
 	s.readyLines = s.logLines()
 	return s, nil
 }
 
-// waitReady polls /readyz for up to 30 seconds.
-func (s *server) waitReady(ctx context.Context, issuer string) error {
+// waitReady polls readyURL for up to 30 seconds.
+func (s *server) waitReady(ctx context.Context, readyURL string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	c := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return fmt.Errorf("twofold serve exited: %v\n%s", err, s.logTail())
+			return fmt.Errorf("%s exited: %v\n%s", filepath.Base(s.cmd.Path), err, s.logTail())
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
 		}
-		if resp, err := c.Get(issuer + "/readyz"); err == nil {
+		if resp, err := c.Get(readyURL); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -73,7 +79,7 @@ func (s *server) waitReady(ctx context.Context, issuer string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("twofold serve not ready after 30s\n%s", s.logTail())
+	return fmt.Errorf("%s not ready after 30s\n%s", filepath.Base(s.cmd.Path), s.logTail())
 }
 
 // stop sends SIGTERM and waits up to 20 seconds before killing. Calling
