@@ -233,6 +233,26 @@ func (rp *relyingParty) userinfo(ctx context.Context, tok *oauth2.Token, sub str
 	return nil
 }
 
+// liveSessionFlow is one authorization-code flow for browser b, which
+// has a session already: authorize (redirects followed, no page shown),
+// the code exchange with its ID-token checks, and userinfo.
+func (rp *relyingParty) liveSessionFlow(ctx context.Context, b *browser) error {
+	ar := rp.authRequest()
+	p, err := b.get(ctx, ar.url)
+	if err != nil {
+		return err
+	}
+	code, err := rp.code(p, ar)
+	if err != nil {
+		return err
+	}
+	tok, idt, err := rp.exchange(ctx, code, ar)
+	if err != nil {
+		return err
+	}
+	return rp.userinfo(ctx, tok, idt.Subject)
+}
+
 // signIn walks a complete sign-in in b: authorize, the sign-in form, a
 // second factor when asked (secondFactor returns the code to enter), the
 // low-backup-codes notice when shown, then the code exchange.

@@ -101,12 +101,26 @@ func moduleRoot() (string, error) {
 
 // freeAddr picks a free loopback port.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// freeAddrs picks n distinct free loopback ports: each listener stays open
+// until all are picked, so no port is handed out twice.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 // createDatabase starts PostgreSQL if it does not answer, then creates

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -91,24 +92,27 @@ func startHydra(ctx context.Context, o options) (_ *hydra, err error) {
 	if err := hy.env.createDatabase(ctx); err != nil {
 		return nil, err
 	}
-	pub, adm, app, err := freeAddrs(3)
+	addrs, err := freeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
+	pub, adm, app := addrs[0], addrs[1], addrs[2]
 	hy.public, hy.admin, hy.appURL = "http://"+pub, "http://"+adm, "http://"+app
 	if err := hy.startApp(app); err != nil {
 		return nil, err
 	}
-	// The pool is sized as twofold's (4 per core, at least 8, here 8...32):
-	// Hydra's own default is smaller, and with it concurrent code flows
-	// stall for a minute waiting for connections.
+	// Hydra's pool gets twofold's size (4 per core, at least 8) or one
+	// connection per client, whichever is more: its code flow holds more
+	// than one connection at a time, and with fewer its concurrent flows
+	// stall for a minute waiting for them (seen with 8 at 32 clients).
 	dsn, err := url.Parse(hy.env.dbURL)
 	if err != nil {
 		return nil, err
 	}
 	q := dsn.Query()
-	q.Set("max_conns", "32")
-	q.Set("max_idle_conns", "32")
+	conns := fmt.Sprint(max(8, 4*numCPU(), slices.Max(o.levels)))
+	q.Set("max_conns", conns)
+	q.Set("max_idle_conns", conns)
 	dsn.RawQuery = q.Encode()
 	environ := append(os.Environ(),
 		"DSN="+dsn.String(),
@@ -226,20 +230,6 @@ func (hy *hydra) close(ctx context.Context) error {
 		errs = append(errs, hy.app.Close())
 	}
 	return errors.Join(append(errs, hy.env.close(ctx))...)
-}
-
-// freeAddrs picks n distinct free loopback ports.
-func freeAddrs(n int) (a, b, c string, err error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", "", "", err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs[0], addrs[1], addrs[2], nil
 }
 
 func portOf(addr string) string {

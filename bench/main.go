@@ -14,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -244,27 +245,37 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (scenarioResult,
 		return res, err
 	}
 	defer srv.stop()
+	if err := h.runLevels(ctx, &res, h.env, srv); err != nil {
+		return res, err
+	}
+	return res, srv.stop()
+}
+
+// runLevels measures res's scenario at each concurrency level against srv
+// (twofold, or Hydra) on database e, warming up before the first, and
+// notes the server's peak RSS and what it logged.
+func (h *harness) runLevels(ctx context.Context, res *scenarioResult, e *env, srv *server) error {
 	for i, c := range h.opts.levels {
-		ops, err := sc.prepare(ctx, h, c)
+		ops, err := res.prepare(ctx, h, c)
 		if err != nil {
-			return res, fmt.Errorf("prepare %d workers: %w", c, err)
+			return fmt.Errorf("prepare %d workers: %w", c, err)
 		}
 		if i == 0 && h.opts.warmup > 0 {
 			drive(ctx, ops, h.opts.warmup)
 		}
 		h.seed.pool.takeWaited()
-		logf("%s: %d workers for %s", sc.key, c, h.opts.duration)
-		r := h.measure(ctx, h.env, srv, ops)
+		logf("%s %s: %d workers for %s", cmp.Or(res.server, "twofold"), res.key, c, h.opts.duration)
+		r := h.measure(ctx, e, srv, ops)
 		r.waited = h.seed.pool.takeWaited()
 		res.levels = append(res.levels, r)
 		if ctx.Err() != nil {
-			return res, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	res.hwm = memKB(srv.pid, "VmHWM")
 	res.logLines = srv.logLines() - srv.readyLines
 	res.logSample = srv.logSample(3)
-	return res, srv.stop()
+	return nil
 }
 
 // logf reports progress on stderr.

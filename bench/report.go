@@ -186,9 +186,10 @@ v2.3.0 in the same run, on the same PostgreSQL, and prints the ratios (its
 own section below). Hydra is built once with ` + "`go get -tool`" + ` in a scratch
 module under the user's cache directory (` + "`~/.cache/twofold-bench`" + `), never in
 this repository's go.mod; it runs ` + "`hydra serve all --dev`" + ` in its default
-configuration (opaque tokens) on its own fresh database, with its pool
-sized as twofold's (32 connections; with its default, concurrent code
-flows stall waiting for connections), and the harness plays its login
+configuration (opaque tokens) on its own fresh database, with a pool
+of twofold's size or one connection per client, whichever is more (with
+fewer, its concurrent code flows stall a minute waiting for connections;
+twofold's is 8 on two cores), and the harness plays its login
 and consent app, accepting every request at once and remembering it.
 
 Columns: **clients** concurrent workers, each looping over the operation;

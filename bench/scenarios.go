@@ -137,22 +137,7 @@ func prepareCodeFlow(ctx context.Context, h *harness, n int) ([]op, error) {
 	}
 	ops := make([]op, n)
 	for i, b := range browsers {
-		ops[i] = func(ctx context.Context) error {
-			ar := rp.authRequest()
-			p, err := b.get(ctx, ar.url)
-			if err != nil {
-				return err
-			}
-			code, err := rp.code(p, ar)
-			if err != nil {
-				return err
-			}
-			tok, idt, err := rp.exchange(ctx, code, ar)
-			if err != nil {
-				return err
-			}
-			return rp.userinfo(ctx, tok, idt.Subject)
-		}
+		ops[i] = func(ctx context.Context) error { return rp.liveSessionFlow(ctx, b) }
 	}
 	return ops, nil
 }

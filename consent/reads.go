@@ -13,9 +13,10 @@ import (
 // read them again. A sign-in step reads each at most once this way.
 //
 // It lives in the request's context (withReads, on this package's routes);
-// without it every read goes to the store. Nothing is kept past the
-// request, and a step that changes a user's factors forgets the user
-// (forgetUser), so no decision rests on a read older than the request.
+// elsewhere (the authorization endpoint calling Authorize and Resume) each
+// call gets a fresh one, so every read goes to the store. Nothing is kept
+// past the request, and a step that changes a user's factors forgets the
+// user (forgetUser), so no decision rests on a read older than the request.
 type reads struct {
 	users    map[string]store.User
 	enrolled map[string]bool
@@ -23,28 +24,35 @@ type reads struct {
 
 type readsKey struct{}
 
+func newReads() *reads {
+	return &reads{users: map[string]store.User{}, enrolled: map[string]bool{}}
+}
+
 // withReads gives each request its own reads.
 func withReads(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rd := &reads{users: map[string]store.User{}, enrolled: map[string]bool{}}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readsKey{}, rd)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readsKey{}, newReads())))
 	})
 }
 
+// readsOf is the request's reads, or a fresh one remembering nothing
+// beyond the call.
 func readsOf(ctx context.Context) *reads {
-	rd, _ := ctx.Value(readsKey{}).(*reads)
-	return rd
+	if rd, ok := ctx.Value(readsKey{}).(*reads); ok {
+		return rd
+	}
+	return newReads()
 }
 
 // user reads a user, once per request.
 func (h *Handler) user(ctx context.Context, id string) (store.User, error) {
 	rd := readsOf(ctx)
-	if u, ok := rd.user(id); ok {
+	if u, ok := rd.users[id]; ok {
 		return u, nil
 	}
 	u, err := h.Store.GetUser(ctx, id)
 	if err == nil {
-		rememberUser(ctx, u)
+		rd.users[id] = u
 	}
 	return u, err
 }
@@ -53,38 +61,23 @@ func (h *Handler) user(ctx context.Context, id string) (store.User, error) {
 // per request.
 func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
 	rd := readsOf(ctx)
-	if rd != nil {
-		if e, ok := rd.enrolled[userID]; ok {
-			return e, nil
-		}
+	if e, ok := rd.enrolled[userID]; ok {
+		return e, nil
 	}
 	e, err := h.Factors.Enrolled(ctx, userID)
-	if err == nil && rd != nil {
+	if err == nil {
 		rd.enrolled[userID] = e
 	}
 	return e, err
 }
 
 // rememberUser notes a user read some other way (by email, at sign-in).
-func rememberUser(ctx context.Context, u store.User) {
-	if rd := readsOf(ctx); rd != nil {
-		rd.users[u.ID] = u
-	}
-}
+func rememberUser(ctx context.Context, u store.User) { readsOf(ctx).users[u.ID] = u }
 
 // forgetUser drops what the request read about a user whose factors or
 // state it has just changed.
 func forgetUser(ctx context.Context, id string) {
-	if rd := readsOf(ctx); rd != nil {
-		delete(rd.users, id)
-		delete(rd.enrolled, id)
-	}
-}
-
-func (rd *reads) user(id string) (store.User, bool) {
-	if rd == nil {
-		return store.User{}, false
-	}
-	u, ok := rd.users[id]
-	return u, ok
+	rd := readsOf(ctx)
+	delete(rd.users, id)
+	delete(rd.enrolled, id)
 }

@@ -2,13 +2,12 @@ package mfa
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
 	"testing"
 
 	"github.com/descope/virtualwebauthn"
 
+	"github.com/twofold-id/twofold/mfa/mfatest"
 	"github.com/twofold-id/twofold/store"
 )
 
@@ -47,31 +46,9 @@ type softKey struct {
 }
 
 func newSoftKey(opts virtualwebauthn.AuthenticatorOptions) *softKey {
-	k := &softKey{auth: virtualwebauthn.NewAuthenticatorWithOptions(opts), cred: newCredential()}
+	k := &softKey{auth: virtualwebauthn.NewAuthenticatorWithOptions(opts), cred: mfatest.NewCredential()}
 	k.auth.AddCredential(k.cred)
 	return k
-}
-
-// newCredential makes a P-256 credential whose public key virtualwebauthn
-// encodes correctly. It writes the COSE key's coordinates with
-// big.Int.Bytes, which drops leading zero bytes, so about one key in 128
-// would carry a 31-byte coordinate that go-webauthn rightly refuses: the
-// test would fail at random. Such keys are drawn again.
-func newCredential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		priv, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		point, err := priv.(*ecdsa.PrivateKey).PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			panic(err)
-		}
-		if point[1] != 0 && point[33] != 0 {
-			return c
-		}
-	}
 }
 
 // create answers navigator.credentials.create options as a browser on rp's

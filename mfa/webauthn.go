@@ -2,6 +2,7 @@ package mfa
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -76,14 +77,16 @@ type waUser struct {
 
 func (u *waUser) WebAuthnID() []byte                         { return u.handle }
 func (u *waUser) WebAuthnName() string                       { return u.user.Email }
-func (u *waUser) WebAuthnDisplayName() string                { return cmpOr(u.user.Name, u.user.Email) }
+func (u *waUser) WebAuthnDisplayName() string                { return cmp.Or(u.user.Name, u.user.Email) }
 func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+// credentialOf decodes the library's credential record kept in a row.
+func credentialOf(r store.WebAuthnCredential) (webauthn.Credential, error) {
+	var c webauthn.Credential
+	if err := json.Unmarshal([]byte(r.Data), &c); err != nil {
+		return c, fmt.Errorf("decode webauthn credential: %w", err)
 	}
-	return b
+	return c, nil
 }
 
 // waUserOf loads the user's credentials. The user handle given to
@@ -96,9 +99,9 @@ func (s *Service) waUserOf(ctx context.Context, user store.User) (*waUser, []sto
 	}
 	u := &waUser{handle: s.Sealer.MAC("webauthn-user-handle", []byte(user.ID)), user: user}
 	for _, r := range rows {
-		var c webauthn.Credential
-		if err := json.Unmarshal([]byte(r.Data), &c); err != nil {
-			return nil, nil, fmt.Errorf("decode webauthn credential: %w", err)
+		c, err := credentialOf(r)
+		if err != nil {
+			return nil, nil, err
 		}
 		u.creds = append(u.creds, c)
 	}
@@ -113,8 +116,8 @@ func (s *Service) Keys(ctx context.Context, userID string) ([]Key, error) {
 	}
 	out := make([]Key, 0, len(rows))
 	for _, r := range rows {
-		var c webauthn.Credential
-		if err := json.Unmarshal([]byte(r.Data), &c); err != nil {
+		c, err := credentialOf(r)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, Key{ID: base64.RawURLEncoding.EncodeToString(r.ID), Name: r.Name, CreatedAt: r.CreatedAt,

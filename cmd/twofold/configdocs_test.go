@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,19 +73,7 @@ func exampleConfig() []byte {
 // and checks that it loads.
 func TestExampleConfig(t *testing.T) {
 	const path = "../../deploy/twofold.example.yaml"
-	got := exampleConfig()
-	if updateDocs {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("deploy/twofold.example.yaml is out of date: run UPDATE_DOCS=1 go test ./cmd/twofold -run TestExampleConfig")
-	}
+	checkGenerated(t, path, exampleConfig(), "TestExampleConfig")
 	if _, err := LoadConfig(path, func(string) string { return "" }); err != nil {
 		t.Fatalf("the example does not load: %v", err)
 	}
@@ -92,8 +81,14 @@ func TestExampleConfig(t *testing.T) {
 
 // TestConfigReference keeps docs/configuration.md in step with Config.
 func TestConfigReference(t *testing.T) {
-	const path = "../../docs/configuration.md"
-	got := configReference()
+	checkGenerated(t, "../../docs/configuration.md", configReference(), "TestConfigReference")
+}
+
+// checkGenerated fails when the file at path (relative to this package)
+// differs from got, the output of its generator; with UPDATE_DOCS=1 it
+// writes got there first. test is the test to run to regenerate it.
+func checkGenerated(t *testing.T, path string, got []byte, test string) {
+	t.Helper()
 	if updateDocs {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -104,6 +99,6 @@ func TestConfigReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("docs/configuration.md is out of date: run UPDATE_DOCS=1 go test ./cmd/twofold -run TestConfigReference")
+		t.Fatalf("%s is out of date: run UPDATE_DOCS=1 go test ./cmd/twofold -run %s", strings.TrimPrefix(path, "../../"), test)
 	}
 }

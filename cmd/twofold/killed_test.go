@@ -52,12 +52,7 @@ func killedReset(t *testing.T, d *pgDatabase, s *testServer) {
 	go func() {
 		done <- sc.ownerB.request(http.MethodPost, "/settings/members/"+sc.member.ID+"/reset", url1("org", sc.org), nil)
 	}()
-	pid, wrote := p.waiter()
-	if !wrote {
-		t.Fatal("the reset reached its audit event without having written anything")
-	}
-	p.kill(pid)
-	p.release()
+	p.killWriter("the reset reached its audit event without having written anything")
 	assertUnavailablePage(t, <-done)
 	s.assertNotReset(sc.member)
 	if pg := sc.memberB.get(s.issuer + "/settings/security"); strings.Contains(pg.body, `name="password"`) {
@@ -137,12 +132,7 @@ func killedExchange(t *testing.T, d *pgDatabase, s *testServer) {
 		st, body, err := tokenCall(s.issuer, rp.conf.ClientID, rp.conf.ClientSecret, form)
 		done <- answer{st, body, err}
 	}()
-	pid, wrote := p.waiter()
-	if !wrote {
-		t.Fatal("the exchange reached its access token without having used the code")
-	}
-	p.kill(pid)
-	p.release()
+	p.killWriter("the exchange reached its access token without having used the code")
 	a := <-done
 	if a.err != nil {
 		t.Fatal(a.err)
@@ -188,12 +178,7 @@ func killedRegeneration(t *testing.T, d *pgDatabase, s *testServer) {
 	p := d.pauseAt("audit_events", "NEW.kind = 'backup_codes.regenerated'")
 	done := make(chan page, 1)
 	go func() { done <- b.request(http.MethodPost, "/settings/security/backup-codes", nil, nil) }()
-	pid, wrote := p.waiter()
-	if !wrote {
-		t.Fatal("the regeneration reached its audit event without having replaced the codes")
-	}
-	p.kill(pid)
-	p.release()
+	p.killWriter("the regeneration reached its audit event without having replaced the codes")
 	assertUnavailablePage(t, <-done)
 	if n, err := s.db.CountBackupCodes(context.Background(), u.ID); err != nil || n != 10 {
 		t.Fatalf("%d backup codes (%v) after a regeneration that died, want the old 10", n, err)

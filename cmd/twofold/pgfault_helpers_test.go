@@ -214,6 +214,19 @@ func (p *pausePoint) waiting() bool {
 	return n > 0
 }
 
+// killWriter waits for the transaction paused here, fails the test with
+// msg if it arrived without having written anything, then kills its
+// backend and lifts the pause.
+func (p *pausePoint) killWriter(msg string) {
+	p.d.t.Helper()
+	pid, wrote := p.waiter()
+	if !wrote {
+		p.d.t.Fatal(msg)
+	}
+	p.kill(pid)
+	p.release()
+}
+
 // kill terminates the backend, as a crash of twofold's process would end
 // its connection: PostgreSQL rolls its transaction back.
 func (p *pausePoint) kill(pid int32) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/x509"
 	"net/url"
 	"regexp"
 	"strings"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"github.com/twofold-id/twofold/mfa/mfatest"
 	"github.com/twofold-id/twofold/store/storetest"
 )
 
@@ -50,30 +49,9 @@ type softKey struct {
 }
 
 func newSoftKey(t *testing.T) *softKey {
-	k := &softKey{t: t, auth: virtualwebauthn.NewAuthenticator(), cred: newSoftCredential()}
+	k := &softKey{t: t, auth: virtualwebauthn.NewAuthenticator(), cred: mfatest.NewCredential()}
 	k.auth.AddCredential(k.cred)
 	return k
-}
-
-// newSoftCredential makes a P-256 credential whose public key virtualwebauthn
-// encodes correctly: it writes the COSE coordinates with big.Int.Bytes,
-// dropping leading zero bytes, so about one key in 128 would carry a
-// 31-byte coordinate that go-webauthn rightly refuses. Those are redrawn.
-func newSoftCredential() virtualwebauthn.Credential {
-	for {
-		c := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		priv, err := x509.ParsePKCS8PrivateKey(c.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		point, err := priv.(*ecdsa.PrivateKey).PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			panic(err)
-		}
-		if point[1] != 0 && point[33] != 0 {
-			return c
-		}
-	}
 }
 
 // keyOrigin is the relying party a browser on s reports: RP id localhost,
