@@ -413,16 +413,13 @@ func (s *Service) RemoveKey(ctx context.Context, user store.User, id string, ev 
 		if name == "" {
 			return ErrNoFactor
 		}
-		_, totpErr := s.Store.GetTOTPCredential(ctx, user.ID)
-		last := len(keys) == 1 && errors.Is(totpErr, store.ErrNotFound)
-		if last {
-			req, err := s.Store.UserRequires2FA(ctx, user.ID)
-			if err != nil {
-				return err
-			}
-			if req {
-				return ErrRequired
-			}
+		factors, err := s.Store.GetFactorSummary(ctx, user.ID)
+		if err != nil {
+			return err
+		}
+		last := len(keys) == 1 && !factors.TOTP
+		if last && factors.Required {
+			return ErrRequired
 		}
 		if err := s.Store.DeleteWebAuthnCredential(ctx, user.ID, raw); err != nil {
 			return err
