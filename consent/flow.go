@@ -24,9 +24,10 @@ var _ interface {
 
 // Authorize implements provider.Interaction. It returns a finished flow
 // (not stored) when the browser's session is good enough for the request
-// and the user's consent covers it; otherwise it stores a flow, sends the
-// browser to the dispatcher and returns nil. With prompt=none it never
-// shows a page: it returns login_required or consent_required instead.
+// and the user's consent covers it; otherwise it stores a flow, shows the
+// sign-in form or sends the browser to the flow's next step, and returns
+// nil. With prompt=none it never shows a page: it returns login_required
+// or consent_required instead.
 func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, error) {
 	ctx := r.Context()
 	now := h.Now()
@@ -68,7 +69,15 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 	if err := h.Store.CreateLoginFlow(ctx, flow); err != nil {
 		return nil, err
 	}
-	h.advance(w, r, &flow)
+	if flow.UserID == "" {
+		// A new sign-in starts with the password form: it is shown here, at
+		// the authorization endpoint, rather than behind a redirect to
+		// /login (a round trip and a read of the flow less). It posts to
+		// /login like the form there, and reloading it starts a new flow.
+		h.render(w, r, http.StatusOK, "login", h.loginForm(r, flow))
+		return nil, nil
+	}
+	h.advance(w, r, &flow, false)
 	return nil, nil
 }
 
@@ -110,19 +119,59 @@ func (h *Handler) handleContinue(w http.ResponseWriter, r *http.Request) {
 		h.flowError(w, r, err)
 		return
 	}
+	if next == authorizeURL(f.ID) && h.Finish != nil {
+		h.finish(w, r, &f)
+		return
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // advance sends the browser straight to flow f's next step after a step
 // is done, saving the round trip through the dispatcher. The decision is
 // the dispatcher's own (nextStep), so no step can be skipped; if it cannot
-// be made now, the dispatcher makes it on the next request.
-func (h *Handler) advance(w http.ResponseWriter, r *http.Request, f *store.LoginFlow) {
+// be made now, the dispatcher makes it on the next request. changed says
+// the step changed f in this request: it is stored unless the flow ends
+// here (finish), where storing it would only precede its deletion.
+func (h *Handler) advance(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, changed bool) {
+	if f.ClientID == "" && changed {
+		// A sign-in to twofold itself: nextStep consumes it when it is done.
+		if !h.saveFlow(w, r, f) {
+			return
+		}
+		changed = false
+	}
 	next, err := h.nextStep(r, f)
+	if err == nil && next == authorizeURL(f.ID) && h.Finish != nil {
+		h.finish(w, r, f)
+		return
+	}
+	if changed && !h.saveFlow(w, r, f) {
+		return
+	}
 	if err != nil {
 		next = continueURL(f.ID)
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// saveFlow stores f; on failure it answers the request and returns false.
+func (h *Handler) saveFlow(w http.ResponseWriter, r *http.Request, f *store.LoginFlow) bool {
+	if err := h.Store.UpdateLoginFlow(r.Context(), *f, h.Now()); err != nil {
+		h.flowError(w, r, err)
+		return false
+	}
+	return true
+}
+
+// finish ends flow f, whose every step is done, in this request: it
+// consumes the flow, with the conditional delete Resume uses, so a flow
+// yields at most one answer, and hands it to the provider (Finish).
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *store.LoginFlow) {
+	if err := h.Store.ConsumeLoginFlow(r.Context(), f.ID, h.Now()); err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	h.Finish(w, r, f)
 }
 
 // nextStep decides where flow f goes now.
@@ -177,10 +226,8 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 		if need {
 			return "/consent?flow=" + f.ID, nil
 		}
+		// Not stored: whoever finishes the flow asks nextStep again.
 		f.GrantedScopes = requested
-		if err := h.Store.UpdateLoginFlow(r.Context(), *f, h.Now()); err != nil {
-			return "", err
-		}
 	}
 	return authorizeURL(f.ID), nil
 }

@@ -83,6 +83,10 @@ type Handler struct {
 	// AccountLimit throttles password attempts per account,
 	// AddressLimit per client address.
 	AccountLimit, AddressLimit store.Backoff
+	// Finish answers the authorize request of a finished, consumed flow
+	// (provider.Provider.Finish). Nil: finished flows go back to the
+	// authorization endpoint, which consumes them through Resume.
+	Finish func(w http.ResponseWriter, r *http.Request, f *store.LoginFlow)
 }
 
 // Default password throttles. Per account: 5 free failures, then 30 s

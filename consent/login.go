@@ -151,7 +151,6 @@ func (h *Handler) loginAgain(w http.ResponseWriter, r *http.Request, status int,
 
 // passwordVerified moves the flow on after a correct password.
 func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User) {
-	ctx := r.Context()
 	if user.MFAState == store.MFAResetPending {
 		// While an owner's reset is pending, a password alone never yields
 		// a session: the emailed link must be used first.
@@ -176,11 +175,7 @@ func (h *Handler) passwordVerified(w http.ResponseWriter, r *http.Request, f sto
 	}
 	// With a second factor to come, the password is only noted in the flow:
 	// no session exists until the second factor is proved.
-	if err := h.Store.UpdateLoginFlow(ctx, f, now); err != nil {
-		h.flowError(w, r, err)
-		return
-	}
-	h.advance(w, r, &f)
+	h.advance(w, r, &f, true)
 }
 
 // resetPendingPage tells a user whose 2FA an owner reset to use the

@@ -77,11 +77,7 @@ func (h *Handler) handleConsent(w http.ResponseWriter, r *http.Request) {
 		web.PlainError(w, http.StatusBadRequest)
 		return
 	}
-	if err := h.Store.UpdateLoginFlow(ctx, f, h.Now()); err != nil {
-		h.flowError(w, r, err)
-		return
-	}
-	h.advance(w, r, &f)
+	h.advance(w, r, &f, true)
 }
 
 // consentFlow loads a flow that is at the consent step, with its client

@@ -113,13 +113,16 @@ func (h *Handler) handleSecondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.Method == mfa.MethodBackupCode && res.BackupCodesLeft <= lowBackupCodes {
+		if !h.saveFlow(w, r, &f) {
+			return
+		}
 		h.render(w, r, http.StatusOK, "low_backup_codes", struct {
 			Remaining   int
 			ContinueURL string
 		}{res.BackupCodesLeft, continueURL(f.ID)})
 		return
 	}
-	h.advance(w, r, &f)
+	h.advance(w, r, &f, true)
 }
 
 // spendAttempt spends one of the flow's second-factor attempts, before the
@@ -163,23 +166,20 @@ func (h *Handler) handleSecurityKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.secondFactorDone(w, r, &f, user, res.AMR(), res.Method) {
-		h.advance(w, r, &f)
+		h.advance(w, r, &f, true)
 	}
 }
 
-// secondFactorDone records a proved second factor in the flow and signs
-// the browser in with a new session id: the password-only stage never had
-// a session, and a step-up replaces the weaker one.
+// secondFactorDone records a proved second factor in f and signs the
+// browser in with a new session id: the password-only stage never had a
+// session, and a step-up replaces the weaker one. The caller stores f
+// (advance or saveFlow).
 func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user store.User, amr []string, method string) bool {
 	now := h.Now()
 	f.AMR, f.AuthTime = amr, now
 	forgetUser(r.Context(), user.ID) // enrolling changed the user's factors and state
 	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
 		h.internalError(w, r, err)
-		return false
-	}
-	if err := h.Store.UpdateLoginFlow(r.Context(), *f, now); err != nil {
-		h.flowError(w, r, err)
 		return false
 	}
 	h.recordLogin(r, user.ID, "password+"+method)
@@ -269,7 +269,7 @@ func (h *Handler) enrollment(r *http.Request, user store.User) (mfa.Enrollment, 
 // enrolled finishes forced enrollment: the flow records the new factor,
 // the browser is signed in, and the backup codes are shown once.
 func (h *Handler) enrolled(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User, codes, amr []string, method string) {
-	if h.secondFactorDone(w, r, &f, user, amr, method) {
+	if h.secondFactorDone(w, r, &f, user, amr, method) && h.saveFlow(w, r, &f) {
 		h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
 	}
 }

@@ -47,9 +47,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	p.issueCode(w, r, ar, flow)
 }
 
-// resume finishes a login flow: the request is re-read from the flow
-// record, never from the browser, and validated again (the client may have
-// changed while the user signed in).
+// resume finishes a login flow the browser brought back to this endpoint.
 func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string) {
 	flow, err := p.interaction.Resume(w, r, flowID)
 	if err != nil {
@@ -57,6 +55,17 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 			"This sign-in has expired or was already completed. Return to the application and sign in again.", err)
 		return
 	}
+	p.Finish(w, r, flow)
+}
+
+// Finish answers the authorize request of flow, a login flow whose every
+// step is done and which the caller has consumed (so it yields one answer):
+// a code, or the error the request now earns. The sign-in pages call it in
+// the request that finished the flow, sparing the browser a round trip
+// through this endpoint. The request is re-read from the flow record,
+// never from the browser, and validated again (the client may have changed
+// while the user signed in).
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow) {
 	original := r.Clone(r.Context())
 	original.URL.RawQuery = flow.Query
 	original.Form, original.PostForm, original.Method, original.Body = nil, nil, http.MethodGet, http.NoBody
@@ -126,7 +135,13 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 			ar.GrantScope(s)
 		}
 	}
+	// The code, its PKCE record and its OpenID Connect session are written
+	// in one statement, before the code leaves (see store.WithCodeBatch).
+	ctx = store.WithCodeBatch(ctx)
 	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, p.newSession(user, flow, ar.GetGrantedScopes()))
+	if err == nil {
+		err = p.store.FlushCodeBatch(ctx)
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -173,7 +188,7 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 	var rfcErr *fosite.RFC6749Error
 	if !errors.As(err, &rfcErr) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 		// Also a client that could not be loaded because the store is away
-		// (see cachingStorage.GetClient): not the application's fault.
+		// (see fositeStorage.GetClient): not the application's fault.
 		p.errorPage(w, r, http.StatusServiceUnavailable, "Something went wrong",
 			"Sign-in is unavailable right now. Please try again in a moment.", err)
 		return

@@ -2,11 +2,8 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
-
-	"github.com/ory/fosite"
 
 	"github.com/twofold-id/twofold/store"
 )
@@ -70,35 +67,5 @@ func (cc *ClientCache) GetOAuthClient(ctx context.Context, id string) (*store.Cl
 	}
 	cc.clients[id] = cachedClient{c: c, expires: now.Add(ClientTTL)}
 	cc.mu.Unlock()
-	return c, nil
-}
-
-// cachingStorage is the fosite storage with clients read through a
-// ClientCache.
-type cachingStorage struct {
-	Storage
-	clients *ClientCache
-}
-
-// GetOAuthClient reads through the cache.
-func (s *cachingStorage) GetOAuthClient(ctx context.Context, id string) (*store.Client, error) {
-	return s.clients.GetOAuthClient(ctx, id)
-}
-
-// GetClient implements fosite.ClientManager through the cache.
-//
-// fosite turns any error here into invalid_client: on the authorize
-// endpoint "the client does not exist", on the token endpoint bad
-// credentials. A store that cannot answer (the database unreachable) is
-// neither, so its errors are marked temporarily_unavailable, which the
-// endpoints find in the chain and answer with 503 (see unavailable).
-func (s *cachingStorage) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.clients.GetOAuthClient(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, store.FositeNotFound(err)
-	case err != nil:
-		return nil, fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
-	}
 	return c, nil
 }

@@ -12,9 +12,6 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/handler/openid"
-	"github.com/ory/fosite/handler/pkce"
-	"github.com/ory/fosite/storage"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
@@ -39,18 +36,6 @@ type Config struct {
 
 // MaxCodeLifespan is the longest an authorization code may live.
 const MaxCodeLifespan = 10 * time.Minute
-
-// Storage is everything fosite and the provider need from the store.
-type Storage interface {
-	fosite.ClientManager
-	oauth2.CoreStorage
-	oauth2.TokenRevocationStorage
-	openid.OpenIDConnectRequestStorage
-	pkce.PKCERequestStorage
-	storage.Transactional
-	GetOAuthClient(ctx context.Context, id string) (*store.Client, error)
-	GetUser(ctx context.Context, id string) (store.User, error)
-}
 
 // Interaction is the browser side of an authorize request (package consent).
 type Interaction interface {
@@ -121,7 +106,7 @@ func New(cfg Config, st Storage, keys *Keyring, sealer *seal.Sealer, interaction
 	if clients == nil {
 		clients = NewClientCache(st, now)
 	}
-	st = &cachingStorage{Storage: st, clients: clients}
+	st = &fositeStorage{Storage: st, clients: clients, codes: strategy.CoreStrategy}
 	p := &Provider{
 		cfg: cfg, store: st, keys: keys, interaction: interaction, templates: tmpl, now: now, strategy: strategy,
 		oauth2: compose.Compose(fc, st, strategy,

@@ -9,6 +9,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/web"
 )
 
@@ -20,7 +21,9 @@ func emptySession() *openid.DefaultSession {
 // handleToken is the token endpoint: authorization_code (with PKCE),
 // refresh_token (rotating) and client_credentials.
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	// fosite reads an authorization code twice and its PKCE and OpenID
+	// Connect records once each; in this request they come from one query.
+	ctx := store.WithCodeReads(r.Context())
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, emptySession())
 	if err != nil {
 		p.accessError(w, r, ar, err)

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
 )
@@ -22,7 +19,6 @@ var (
 	_ fosite.ClientManager                 = (*DB)(nil)
 	_ oauth2.CoreStorage                   = (*DB)(nil)
 	_ oauth2.TokenRevocationStorage        = (*DB)(nil)
-	_ openid.OpenIDConnectRequestStorage   = (*DB)(nil)
 	_ pkce.PKCERequestStorage              = (*DB)(nil)
 	_ storage.Transactional                = (*DB)(nil)
 	_ oauth2.ClientCredentialsGrantStorage = (*DB)(nil)
@@ -53,14 +49,36 @@ type storedRequest struct {
 // subjecter is what twofold's sessions offer beyond fosite.Session.
 type subjecter interface{ GetSubject() string }
 
+// sessionRow is one oauth2_sessions row's values, in insertColumns order.
+type sessionRow []any
+
+const insertColumns = `(kind, signature, request_id, client_id, subject, requested_at, expires_at, active, data)`
+
 func (db *DB) createRequest(ctx context.Context, kind, signature string, r fosite.Requester) error {
+	row, err := newSessionRow(kind, signature, r)
+	if err != nil {
+		return err
+	}
+	if b := codeBatchOf(ctx); b != nil && codeFamily(kind) {
+		b.add(row)
+		return nil
+	}
+	if _, err = db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)`, row...); err != nil {
+		return fmt.Errorf("store %s session: %w", kind, err)
+	}
+	return nil
+}
+
+// newSessionRow encodes r for the row (kind, signature).
+func newSessionRow(kind, signature string, r fosite.Requester) (sessionRow, error) {
 	sess := r.GetSession()
 	if sess == nil {
-		return fmt.Errorf("store %s session: request has no session", kind)
+		return nil, fmt.Errorf("store %s session: request has no session", kind)
 	}
 	sessJSON, err := json.Marshal(sess)
 	if err != nil {
-		return fmt.Errorf("store %s session: encode session: %w", kind, err)
+		return nil, fmt.Errorf("store %s session: encode session: %w", kind, err)
 	}
 	data, err := json.Marshal(storedRequest{
 		ID: r.GetID(), RequestedAt: r.GetRequestedAt(),
@@ -69,28 +87,23 @@ func (db *DB) createRequest(ctx context.Context, kind, signature string, r fosit
 		Form: r.GetRequestForm(), Session: sessJSON,
 	})
 	if err != nil {
-		return fmt.Errorf("store %s session: encode request: %w", kind, err)
+		return nil, fmt.Errorf("store %s session: encode request: %w", kind, err)
 	}
 	subject := ""
 	if s, ok := sess.(subjecter); ok {
 		subject = s.GetSubject()
 	}
 	expires := expiresAt(kind, sess, r.GetRequestedAt())
-	_, err = db.exec(ctx, `INSERT INTO oauth2_sessions
-		(kind, signature, request_id, client_id, subject, requested_at, expires_at, active, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)`,
-		kind, signature, r.GetID(), r.GetClient().GetID(), subject, utc(r.GetRequestedAt()), utc(expires), string(data))
-	if err != nil {
-		return fmt.Errorf("store %s session: %w", kind, err)
-	}
-	return nil
+	return sessionRow{kind, signature, r.GetID(), r.GetClient().GetID(), subject,
+		utc(r.GetRequestedAt()), utc(expires), string(data)}, nil
 }
 
-// expiresAt is when a row may be garbage-collected: the token's own expiry,
-// or a day after the request for records without one (PKCE, OIDC sessions
-// die with their code well before that).
+// expiresAt is when a row may be garbage-collected: the token's own expiry
+// (a code's companions die with their code), or a day after the request
+// for records without one.
 func expiresAt(kind string, sess fosite.Session, requested time.Time) time.Time {
-	tt := map[string]fosite.TokenType{kindCode: fosite.AuthorizeCode, kindAccess: fosite.AccessToken, kindRefresh: fosite.RefreshToken}
+	tt := map[string]fosite.TokenType{kindCode: fosite.AuthorizeCode, kindPKCE: fosite.AuthorizeCode,
+		kindOIDC: fosite.AuthorizeCode, kindAccess: fosite.AccessToken, kindRefresh: fosite.RefreshToken}
 	if t, ok := tt[kind]; ok {
 		if exp := sess.GetExpiresAt(t); !exp.IsZero() {
 			return exp
@@ -103,38 +116,66 @@ func expiresAt(kind string, sess fosite.Session, requested time.Time) time.Time 
 	return requested.Add(24 * time.Hour)
 }
 
+// storedRow is a row read back: the request decoded but for its session,
+// which each reader decodes into its own fosite.Session.
+type storedRow struct {
+	active bool
+	req    storedRequest
+	client *Client
+}
+
+// sessionSelect reads rows with their client; the caller adds WHERE.
+var sessionSelect = `SELECT s.kind, s.active, s.data, ` + prefixed("c.", clientColumns) + `
+	FROM oauth2_sessions s JOIN oauth2_clients c ON c.id = s.client_id`
+
+// scanStoredRow scans one sessionSelect row.
+func scanStoredRow(scan func(...any) error) (string, storedRow, error) {
+	var (
+		kind, data string
+		row        storedRow
+		cs         clientScan
+	)
+	if err := scan(append([]any{&kind, &row.active, &data}, cs.dest()...)...); err != nil {
+		return "", row, err
+	}
+	var err error
+	if row.client, err = cs.client(); err != nil {
+		return "", row, err
+	}
+	if err := json.Unmarshal([]byte(data), &row.req); err != nil {
+		return "", row, fmt.Errorf("decode %s session: %w", kind, err)
+	}
+	return kind, row, nil
+}
+
 // getRequest loads the request stored under (kind, signature), decoding its
 // session into sess. It returns the request even when the row is inactive,
 // together with inactiveErr, because fosite needs the request id to revoke
-// what an invalidated code or a reused refresh token issued.
+// what an invalidated code or a reused refresh token issued. Inside a token
+// exchange (WithCodeReads) a code and its companions come from one query.
 func (db *DB) getRequest(ctx context.Context, kind, signature string, sess fosite.Session, inactiveErr error) (fosite.Requester, error) {
 	var (
-		active bool
-		data   string
-		cs     clientScan
+		row storedRow
+		err error
 	)
-	dest := append([]any{&active, &data}, cs.dest()...)
-	err := db.q(ctx).QueryRowContext(ctx, `SELECT s.active, s.data, `+prefixed("c.", clientColumns)+`
-		FROM oauth2_sessions s JOIN oauth2_clients c ON c.id = s.client_id
-		WHERE s.kind = $1 AND s.signature = $2`, kind, signature).Scan(dest...)
+	if m := codeReadsOf(ctx); m != nil && codeFamily(kind) {
+		row, err = m.get(ctx, db, kind, signature)
+	} else {
+		_, row, err = scanStoredRow(db.q(ctx).QueryRowContext(ctx, sessionSelect+`
+			WHERE s.kind = $1 AND s.signature = $2`, kind, signature).Scan)
+		err = notFound(err)
+	}
 	if err != nil {
-		return nil, FositeNotFound(notFound(err))
+		return nil, FositeNotFound(err)
 	}
-	client, err := cs.client()
-	if err != nil {
-		return nil, err
-	}
-	var sr storedRequest
-	if err := json.Unmarshal([]byte(data), &sr); err != nil {
-		return nil, fmt.Errorf("decode %s session: %w", kind, err)
-	}
+	sr := row.req
 	if sess != nil {
 		if err := json.Unmarshal(sr.Session, sess); err != nil {
 			return nil, fmt.Errorf("decode %s session data: %w", kind, err)
 		}
 	}
 	req := &fosite.Request{
-		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: row.client,
 		RequestedScope: sr.RequestedScopes, GrantedScope: sr.GrantedScopes,
 		RequestedAudience: sr.RequestedAudience, GrantedAudience: sr.GrantedAudience,
 		Form: sr.Form, Session: sess,
@@ -142,7 +183,7 @@ func (db *DB) getRequest(ctx context.Context, kind, signature string, sess fosit
 	if req.Form == nil {
 		req.Form = url.Values{}
 	}
-	if !active {
+	if !row.active {
 		return req, inactiveErr
 	}
 	return req, nil
@@ -160,30 +201,6 @@ func (db *DB) deleteRequest(ctx context.Context, kind, signature string) error {
 func FositeNotFound(err error) error {
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
-	}
-	return err
-}
-
-// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
-func (db *DB) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return db.createRequest(ctx, kindCode, signature, r)
-}
-
-// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; a used
-// code returns its request with fosite.ErrInvalidatedAuthorizeCode.
-func (db *DB) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	return db.getRequest(ctx, kindCode, signature, sess, fosite.ErrInvalidatedAuthorizeCode)
-}
-
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
-// It is the single-use point of an authorization code: one conditional
-// write, so of many concurrent redemptions exactly one changes the row and
-// the others get fosite.ErrInvalidatedAuthorizeCode.
-func (db *DB) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	err := db.execOne(ctx, `UPDATE oauth2_sessions SET active = FALSE
-		WHERE kind = $1 AND signature = $2 AND active`, kindCode, signature)
-	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("invalidate code: %w", fosite.ErrInvalidatedAuthorizeCode)
 	}
 	return err
 }
@@ -264,47 +281,6 @@ func (db *DB) RevokeUserTokens(ctx context.Context, userID string) (int64, error
 		return 0, fmt.Errorf("revoke tokens of user %s: %w", userID, err)
 	}
 	return res.RowsAffected()
-}
-
-// CreatePKCERequestSession implements pkce.PKCERequestStorage.
-func (db *DB) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return db.createRequest(ctx, kindPKCE, signature, r)
-}
-
-// GetPKCERequestSession implements pkce.PKCERequestStorage.
-func (db *DB) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	return db.getRequest(ctx, kindPKCE, signature, sess, fosite.ErrNotFound)
-}
-
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
-func (db *DB) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return db.deleteRequest(ctx, kindPKCE, signature)
-}
-
-// codeKey is how an OpenID Connect session is keyed: fosite hands these
-// methods the authorization code itself, which must not be stored.
-func codeKey(code string) string {
-	sum := sha256.Sum256([]byte(code))
-	return hex.EncodeToString(sum[:])
-}
-
-// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
-func (db *DB) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return db.createRequest(ctx, kindOIDC, codeKey(code), r)
-}
-
-// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
-func (db *DB) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	req, err := db.getRequest(ctx, kindOIDC, codeKey(code), r.GetSession(), openid.ErrNoSessionFound)
-	if errors.Is(err, fosite.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %w", openid.ErrNoSessionFound, err)
-	}
-	return req, err
-}
-
-// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
-func (db *DB) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return db.deleteRequest(ctx, kindOIDC, codeKey(code))
 }
 
 // DeleteExpiredOAuth2Sessions removes rows whose expiry passed before

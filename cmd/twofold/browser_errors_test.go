@@ -26,7 +26,7 @@ func journeyErrors(t *testing.T) {
 	tab := newChromeTab(t, "errors")
 
 	tab.navigate("the application asks to sign in", http.StatusOK, chromedp.Navigate(rp.authRequest().url))
-	tab.expectPage("sign-in", s.issuer+"/login", "Sign in")
+	tab.expectPage("sign-in", s.issuer+"/oauth2/auth", "Sign in")
 	signInButton := `form[action="/login"] button[type="submit"]`
 	before := tab.position(signInButton)
 	tab.do("type a wrong password", chromedp.SendKeys(chromedp.ID("email"), u.Email), chromedp.SendKeys(chromedp.ID("password"), "not my password"))
@@ -85,7 +85,7 @@ func journeyBranding(t *testing.T) {
 	rp := s.newRP(store.Client{Name: "Acme Billing", SkipConsent: true, RequirePKCE: true})
 	tab := newChromeTab(t, "branding")
 	tab.navigate("the application asks to sign in", http.StatusOK, chromedp.Navigate(rp.authRequest().url))
-	tab.expectPage("sign-in", s.issuer+"/login", "Sign in")
+	tab.expectPage("sign-in", s.issuer+"/oauth2/auth", "Sign in")
 	tab.expectText("the page names the product", "header .product", "Acme ID")
 	tab.expectText("the page names the application", "p.lead", "Acme Billing")
 	got := chromeRun(tab, "read the branding", chromedp.Evaluate[map[string]string](`(() => ({

@@ -27,7 +27,7 @@ func journeyDemo(t *testing.T) {
 	tab.navigate("open the demo application", http.StatusOK, chromedp.Navigate(s.issuer+"/demo"))
 	tab.expectPage("demo-app", s.issuer+"/demo", "Demo application")
 	tab.navigate("click Sign in with twofold", http.StatusOK, chromedp.Click(chromedp.CSS(`a.button.primary[href="/demo/login"]`)))
-	tab.expectPage("sign-in", s.issuer+"/login", "Sign in")
+	tab.expectPage("sign-in", s.issuer+"/oauth2/auth", "Sign in")
 	tab.expectText("the sign-in page names the product", "header .product", "twofold")
 	tab.expectText("the sign-in page names the application", "p.lead", "to continue to Demo application")
 	tab.expectFocusVisible("#password")
@@ -88,7 +88,7 @@ func journeyTOTP(t *testing.T) {
 	// Sign in to the application with a code from the app.
 	ar := rp.authRequest()
 	tab.navigate("the application asks to sign in", http.StatusOK, chromedp.Navigate(ar.url))
-	tab.expectPage("app-sign-in", s.issuer+"/login", "Sign in")
+	tab.expectPage("app-sign-in", s.issuer+"/oauth2/auth", "Sign in")
 	tab.signIn(u)
 	tab.expectPage("second-factor", s.issuer+"/login/2fa", "Two-factor authentication")
 	tab.onPhone("second-factor")

@@ -136,7 +136,7 @@ func addKeyInSettings(tab *chromeTab, s *testServer, u testUser, name string) {
 func signInWithKey(tab *chromeTab, s *testServer, u testUser, authURL string) {
 	tab.t.Helper()
 	tab.navigate("the application asks to sign in", http.StatusOK, chromedp.Navigate(authURL))
-	tab.expectPage("app-sign-in", s.issuer+"/login", "Sign in")
+	tab.expectPage("app-sign-in", s.issuer+"/oauth2/auth", "Sign in")
 	if to := chromeRun(tab, "read the application's name", chromedp.Text(chromedp.CSS("p.lead"))); !strings.Contains(to, "Test App") {
 		tab.fail("the sign-in page does not name the application: %q", to)
 	}

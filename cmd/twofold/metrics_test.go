@@ -37,7 +37,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics from loopback: %d", status)
 	}
 	for _, want := range []string{
-		`twofold_http_request_duration_seconds_count{method="GET",route="/oauth2/auth",status="3xx"}`,
+		`twofold_http_request_duration_seconds_count{method="GET",route="/oauth2/auth",status="2xx"}`,
+		`twofold_http_request_duration_seconds_count{method="POST",route="/login",status="3xx"}`,
 		`twofold_http_request_duration_seconds_count{method="POST",route="/oauth2/token",status="2xx"}`,
 		`twofold_security_events_total{kind="login.failed",method="password"} 1`,
 		`twofold_security_events_total{kind="login.succeeded",method="password"} 1`,

@@ -134,11 +134,18 @@ func TestTokenRefusals(t *testing.T) {
 	}
 
 	t.Run("wrong verifier", func(t *testing.T) {
-		code, _ := codeFor()
+		code, ar := codeFor()
 		resp, body := exchange(url.Values{"code": {code}, "code_verifier": {oauth2.GenerateVerifier()}})
 		if resp.StatusCode != 400 || body["error"] != "invalid_grant" {
 			t.Fatalf("%d %v", resp.StatusCode, body)
 		}
+		// The failure did not strip the code of its PKCE binding: without
+		// a verifier it is still refused, and only its own verifier works.
+		resp, body = exchange(url.Values{"code": {code}})
+		if resp.StatusCode != 400 || body["error"] == nil {
+			t.Fatalf("after a wrong verifier, no verifier: %d %v", resp.StatusCode, body)
+		}
+		rp.exchange(code, ar)
 	})
 	t.Run("missing verifier", func(t *testing.T) {
 		code, _ := codeFor()

@@ -87,6 +87,9 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A flow's last step answers the application itself, rather than
+	// sending the browser back through the authorization endpoint.
+	flows.Finish = oidc.Finish
 	console := &admin.Handler{Store: a.db, Resets: factors, Sessions: sessions, Templates: tmpl, ClientIP: clientIP, Now: now,
 		Tokens: func(ctx context.Context, token string) (admin.BearerToken, error) {
 			info, err := oidc.InspectAccessToken(ctx, token)
