@@ -33,7 +33,10 @@ type levelResult struct {
 	// requests is HTTP requests per op (redirects followed count).
 	requests float64
 	// waited is how long workers waited for a seeded user to be usable.
-	waited    time.Duration
+	waited time.Duration
+	// floor is the argon2id floor around the level (sign-in scenarios):
+	// the mean of the measurements just before and just after it.
+	floor     float64
 	errSample []string
 }
 
