@@ -38,7 +38,7 @@ func allScenarios() []scenario {
 		{key: "introspection", title: "Introspection", prepare: prepareIntrospection,
 			what: "POST /oauth2/introspect of an access token (one per worker), client authenticated with HTTP Basic; active must be true."},
 		{key: "totp", title: "Interactive sign-in with password and TOTP", prepare: prepareTOTP, pool: true,
-			what: "A new browser each time: authorize → sign-in form (argon2id) → second-factor form with a fresh TOTP code → code → token exchange with PKCE → ID token verified (amr must hold otp)."},
+			what: "A new browser each time: authorize → sign-in form (argon2id) → second-factor form with a fresh TOTP code → code → token exchange with PKCE → ID token verified (amr must hold otp). The application registered ES256 ID tokens (`clients create --id-token-alg ES256`); with the RS256 default each sign-in also pays one RSA-2048 signature (`make bench-go` measures both in `BenchmarkSignIDToken`)."},
 		{key: "backup", title: "Sign-in with a backup code", prepare: prepareBackup, pool: true,
 			what: "As the TOTP sign-in, with a backup code in the second-factor field (each works once; twofold queues an email for each use). When three or fewer codes remain, twofold shows a notice, and the browser follows its Continue link."},
 	}
@@ -185,7 +185,7 @@ func prepareBackup(ctx context.Context, h *harness, n int) ([]op, error) {
 // holds, signs in from a new browser with password and the code that
 // code gives, and checks that the ID token says a second factor was used.
 func (h *harness) prepareSignIn(ctx context.Context, n int, usable func(*benchUser) bool, code func(*benchUser) (string, error)) ([]op, error) {
-	rp, err := newRelyingParty(ctx, h.httpc, h.env.issuer, h.seed.web)
+	rp, err := newRelyingParty(ctx, h.httpc, h.env.issuer, h.seed.webES256)
 	if err != nil {
 		return nil, err
 	}

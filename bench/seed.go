@@ -28,8 +28,11 @@ type clientCreds struct {
 // seed is what the scenarios sign in with, registered through twofold's
 // own operator commands and pages.
 type seed struct {
-	web     clientCreds // authorization_code + refresh_token, consent skipped
-	service clientCreds // client_credentials
+	web clientCreds // authorization_code + refresh_token, consent skipped
+	// webES256 is web with ID tokens signed ES256: the sign-in scenarios'
+	// application.
+	webES256 clientCreds
+	service  clientCreds // client_credentials
 	// sessionUser has a password and no second factor: the browsers of
 	// the live-session scenarios sign in as this user.
 	sessionUser string
@@ -42,15 +45,20 @@ type seed struct {
 // organization, all with the binary's commands.
 func seedBasics(ctx context.Context, e *env) (*seed, error) {
 	s := &seed{sessionUser: "session@bench.example", password: rand.Text()}
-	out, err := e.command(ctx, "", "clients", "create", "--name", "Bench Web App", "--redirect-uri", redirectURI,
-		"--skip-consent", "--grant-types", "authorization_code,refresh_token")
-	if err == nil {
-		err = json.Unmarshal(out, &s.web)
+	for _, c := range []struct {
+		creds *clientCreds
+		alg   string
+	}{{&s.web, "RS256"}, {&s.webES256, "ES256"}} {
+		out, err := e.command(ctx, "", "clients", "create", "--name", "Bench Web App "+c.alg, "--redirect-uri", redirectURI,
+			"--skip-consent", "--grant-types", "authorization_code,refresh_token", "--id-token-alg", c.alg)
+		if err == nil {
+			err = json.Unmarshal(out, c.creds)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	out, err = e.command(ctx, "", "clients", "create", "--name", "Bench Service", "--grant-types", "client_credentials", "--scopes", "api")
+	out, err := e.command(ctx, "", "clients", "create", "--name", "Bench Service", "--grant-types", "client_credentials", "--scopes", "api")
 	if err == nil {
 		err = json.Unmarshal(out, &s.service)
 	}

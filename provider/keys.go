@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -30,14 +33,17 @@ type KeyStore interface {
 	ActiveSigningKeyID(ctx context.Context, alg string) (string, error)
 }
 
-// Keyring holds the token-signing keys in memory: the active private key,
-// parsed and precomputed once, and the published JWKS as ready bytes. It is
-// rebuilt only when the keys change, never per request.
+// Keyring holds the token-signing keys in memory: the active private key
+// of each algorithm, parsed and precomputed once, and the published JWKS as
+// ready bytes. It is rebuilt only when the keys change, never per request.
 //
-// Private keys are stored sealed (AES-256-GCM under a key derived from the
-// server's secret key, bound to their kid), so a database dump reveals none.
-// A rotated-out key stays published for Retain after rotation, so ID tokens
-// it signed still verify until they expire.
+// There is one active key per algorithm: RSA-2048 for RS256, which every
+// OpenID Connect client can verify and which signs ID tokens by default,
+// and P-256 for ES256, for clients that register it (about twenty times
+// cheaper to sign with). Private keys are stored sealed (AES-256-GCM under
+// a key derived from the server's secret key, bound to their kid), so a
+// database dump reveals none. A rotated-out key stays published for Retain
+// after rotation, so ID tokens it signed still verify until they expire.
 type Keyring struct {
 	Store  KeyStore
 	Sealer *seal.Sealer
@@ -48,32 +54,64 @@ type Keyring struct {
 	Log    *slog.Logger
 
 	mu     sync.RWMutex
-	active *jose.JSONWebKey // private
+	active map[string]*jose.JSONWebKey // by algorithm; private
 	public []jose.JSONWebKey
 	jwks   []byte
 }
 
-// Load reads the keys, generating the first one when there is none.
+// signingAlgs are the algorithms the keyring keeps a key for; the first is
+// the default.
+var signingAlgs = []string{store.AlgRS256, store.AlgES256}
+
+// Load reads the keys, generating the first key of an algorithm when there
+// is none (a new installation, or ES256 after an upgrade).
 func (k *Keyring) Load(ctx context.Context) error {
-	if _, err := k.Store.ActiveSigningKeyID(ctx, string(jose.RS256)); errors.Is(err, store.ErrNotFound) {
-		if _, err := k.Rotate(ctx); err != nil && !errors.Is(err, store.ErrConflict) {
-			// ErrConflict: another instance created the first key at the same time.
+	for _, alg := range signingAlgs {
+		if _, err := k.Store.ActiveSigningKeyID(ctx, alg); errors.Is(err, store.ErrNotFound) {
+			if _, err := k.create(ctx, alg); err != nil && !errors.Is(err, store.ErrConflict) {
+				// ErrConflict: another instance created it at the same time.
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
-	} else if err != nil {
-		return err
 	}
 	return k.reload(ctx)
 }
 
-// Rotate generates a new RSA-2048 key, makes it active and keeps the old
-// one published for Retain. It returns the new kid.
-func (k *Keyring) Rotate(ctx context.Context) (string, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return "", fmt.Errorf("generate signing key: %w", err)
+// Rotate generates a new key for every algorithm, makes them active and
+// keeps the old ones published for Retain. It returns the new kids by
+// algorithm.
+func (k *Keyring) Rotate(ctx context.Context) (map[string]string, error) {
+	kids := map[string]string{}
+	for _, alg := range signingAlgs {
+		kid, err := k.create(ctx, alg)
+		if err != nil {
+			return nil, err
+		}
+		kids[alg] = kid
 	}
-	kid, err := thumbprint(&priv.PublicKey)
+	return kids, k.reload(ctx)
+}
+
+// create stores a new active key for alg, retiring the previous one.
+func (k *Keyring) create(ctx context.Context, alg string) (string, error) {
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case store.AlgRS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case store.AlgES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	default:
+		err = fmt.Errorf("unsupported algorithm %q", alg)
+	}
+	if err != nil {
+		return "", fmt.Errorf("generate %s signing key: %w", alg, err)
+	}
+	kid, err := thumbprint(priv.Public())
 	if err != nil {
 		return "", err
 	}
@@ -85,27 +123,26 @@ func (k *Keyring) Rotate(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := k.Store.CreateSigningKey(ctx, store.SigningKey{KID: kid, Alg: string(jose.RS256), Sealed: sealed, CreatedAt: k.Now()}); err != nil {
+	if err := k.Store.CreateSigningKey(ctx, store.SigningKey{KID: kid, Alg: alg, Sealed: sealed, CreatedAt: k.Now()}); err != nil {
 		return "", err
 	}
-	return kid, k.reload(ctx)
+	return kid, nil
 }
 
 // Refresh reloads the keys if another instance rotated them. Serve calls
-// it periodically, so every instance signs with the active key within one
+// it periodically, so every instance signs with the active keys within one
 // period of a rotation.
 func (k *Keyring) Refresh(ctx context.Context) error {
-	kid, err := k.Store.ActiveSigningKeyID(ctx, string(jose.RS256))
-	if err != nil {
-		return err
+	for _, alg := range signingAlgs {
+		kid, err := k.Store.ActiveSigningKeyID(ctx, alg)
+		if err != nil {
+			return err
+		}
+		if kid != k.ActiveKID(alg) {
+			return k.reload(ctx)
+		}
 	}
-	k.mu.RLock()
-	same := k.active != nil && k.active.KeyID == kid
-	k.mu.RUnlock()
-	if same {
-		return nil
-	}
-	return k.reload(ctx)
+	return nil
 }
 
 // RefreshEvery calls Refresh every d until ctx ends.
@@ -129,29 +166,22 @@ func (k *Keyring) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var active *jose.JSONWebKey
+	active := map[string]*jose.JSONWebKey{}
 	public := make([]jose.JSONWebKey, 0, len(rows))
 	for _, row := range rows {
-		der, err := k.Sealer.Open(sealPurposeSigningKey, row.Sealed, []byte(row.KID))
+		priv, err := k.open(row)
 		if err != nil {
-			return fmt.Errorf("open signing key %s (is the secret key the one it was sealed with?): %w", row.KID, err)
+			return err
 		}
-		parsed, err := x509.ParsePKCS8PrivateKey(der)
-		if err != nil {
-			return fmt.Errorf("parse signing key %s: %w", row.KID, err)
+		if row.RetiredAt.IsZero() && active[row.Alg] == nil {
+			active[row.Alg] = &jose.JSONWebKey{Key: priv, KeyID: row.KID, Algorithm: row.Alg, Use: "sig"}
 		}
-		priv, ok := parsed.(*rsa.PrivateKey)
-		if !ok {
-			return fmt.Errorf("signing key %s is %T, want RSA", row.KID, parsed)
-		}
-		priv.Precompute()
-		if row.RetiredAt.IsZero() && active == nil {
-			active = &jose.JSONWebKey{Key: priv, KeyID: row.KID, Algorithm: row.Alg, Use: "sig"}
-		}
-		public = append(public, jose.JSONWebKey{Key: &priv.PublicKey, KeyID: row.KID, Algorithm: row.Alg, Use: "sig"})
+		public = append(public, jose.JSONWebKey{Key: priv.Public(), KeyID: row.KID, Algorithm: row.Alg, Use: "sig"})
 	}
-	if active == nil {
-		return errors.New("no active signing key")
+	for _, alg := range signingAlgs {
+		if active[alg] == nil {
+			return fmt.Errorf("no active %s signing key", alg)
+		}
 	}
 	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: public})
 	if err != nil {
@@ -163,24 +193,59 @@ func (k *Keyring) reload(ctx context.Context) error {
 	return nil
 }
 
-// PrivateKey returns the active signing key; it is fosite's key getter.
-func (k *Keyring) PrivateKey(context.Context) (any, error) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if k.active == nil {
-		return nil, errors.New("signing keys not loaded")
+// open unseals and parses a stored key, which must be of its row's
+// algorithm.
+func (k *Keyring) open(row store.SigningKey) (crypto.Signer, error) {
+	der, err := k.Sealer.Open(sealPurposeSigningKey, row.Sealed, []byte(row.KID))
+	if err != nil {
+		return nil, fmt.Errorf("open signing key %s (is the secret key the one it was sealed with?): %w", row.KID, err)
 	}
-	return k.active, nil
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key %s: %w", row.KID, err)
+	}
+	switch priv := parsed.(type) {
+	case *rsa.PrivateKey:
+		if row.Alg == store.AlgRS256 {
+			priv.Precompute()
+			return priv, nil
+		}
+	case *ecdsa.PrivateKey:
+		if row.Alg == store.AlgES256 && priv.Curve == elliptic.P256() {
+			return priv, nil
+		}
+	}
+	return nil, fmt.Errorf("signing key %s is %T, not a key for %s", row.KID, parsed, row.Alg)
 }
 
-// ActiveKID returns the kid of the active key.
-func (k *Keyring) ActiveKID() string {
+type signingAlgKey struct{}
+
+// WithSigningAlg returns a context in which PrivateKey gives the active
+// key of alg (a client's registered ID token algorithm).
+func WithSigningAlg(ctx context.Context, alg string) context.Context {
+	return context.WithValue(ctx, signingAlgKey{}, alg)
+}
+
+// PrivateKey returns the active signing key of the algorithm ctx names
+// (WithSigningAlg), by default RS256; it is fosite's key getter.
+func (k *Keyring) PrivateKey(ctx context.Context) (any, error) {
+	alg, _ := ctx.Value(signingAlgKey{}).(string)
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if k.active == nil {
-		return ""
+	if key := k.active[cmp.Or(alg, signingAlgs[0])]; key != nil {
+		return key, nil
 	}
-	return k.active.KeyID
+	return nil, fmt.Errorf("no %s signing key loaded", cmp.Or(alg, signingAlgs[0]))
+}
+
+// ActiveKID returns the kid of the active key of alg ("": RS256).
+func (k *Keyring) ActiveKID(alg string) string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if key := k.active[cmp.Or(alg, signingAlgs[0])]; key != nil {
+		return key.KeyID
+	}
+	return ""
 }
 
 // JWKS returns the published key set as JSON.
@@ -197,18 +262,22 @@ func (k *Keyring) Verify(token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(sig.Signatures) != 1 || sig.Signatures[0].Header.Algorithm != string(jose.RS256) {
-		return nil, errors.New("token is not a single RS256 signature")
+	if len(sig.Signatures) != 1 {
+		return nil, errors.New("token is not a single signature")
 	}
-	kid := sig.Signatures[0].Header.KeyID
+	header := sig.Signatures[0].Header
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, pub := range k.public {
-		if pub.KeyID == kid {
+		// The key's own algorithm, never the token's choice, decides.
+		if pub.KeyID == header.KeyID {
+			if header.Algorithm != pub.Algorithm {
+				return nil, fmt.Errorf("token signed with %s by %s key %q", header.Algorithm, pub.Algorithm, pub.KeyID)
+			}
 			return sig.Verify(pub.Key)
 		}
 	}
-	return nil, fmt.Errorf("unknown key id %q", kid)
+	return nil, fmt.Errorf("unknown key id %q", header.KeyID)
 }
 
 // thumbprint is the RFC 7638 thumbprint of key, used as its kid.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,30 +56,36 @@ func TestKeyRotation(t *testing.T) {
 		if err := other.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		first := a.ActiveKID()
-		if first == "" || other.ActiveKID() != first {
-			t.Fatalf("instances disagree on the first key: %q vs %q", first, other.ActiveKID())
+		for _, alg := range signingAlgs {
+			if a.ActiveKID(alg) == "" || other.ActiveKID(alg) != a.ActiveKID(alg) {
+				t.Fatalf("instances disagree on the first %s key: %q vs %q", alg, a.ActiveKID(alg), other.ActiveKID(alg))
+			}
 		}
-		second, err := a.Rotate(ctx)
+		first := a.ActiveKID("")
+		firstEC := a.ActiveKID(store.AlgES256)
+		kids, err := a.Rotate(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kids := publishedKIDs(t, a); len(kids) != 2 || kids[0] != second || kids[1] != first {
-			t.Fatalf("after rotation JWKS = %v, want [%s %s]", kids, second, first)
+		second, secondEC := kids[store.AlgRS256], kids[store.AlgES256]
+		if got := publishedKIDs(t, a); !slices.Equal(got, []string{secondEC, second, firstEC, first}) &&
+			!slices.Equal(got, []string{second, secondEC, first, firstEC}) {
+			t.Fatalf("after rotation JWKS = %v, want the new keys %s %s then the old %s %s", got, second, secondEC, first, firstEC)
 		}
 		if err := other.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if other.ActiveKID() != second {
-			t.Fatalf("other instance signs with %s after refresh, want %s", other.ActiveKID(), second)
+		if other.ActiveKID("") != second || other.ActiveKID(store.AlgES256) != secondEC {
+			t.Fatalf("other instance signs with %s and %s after refresh, want %s and %s",
+				other.ActiveKID(""), other.ActiveKID(store.AlgES256), second, secondEC)
 		}
-		// Past Retain, the old key is no longer published.
+		// Past Retain, the old keys are no longer published.
 		clock = clock.Add(2 * time.Hour)
 		if _, err := a.Rotate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if kids := publishedKIDs(t, a); len(kids) != 2 || kids[1] != second {
-			t.Fatalf("JWKS = %v, want the new key and %s only", kids, second)
+		if got := publishedKIDs(t, a); len(got) != 4 || slices.Contains(got, first) || slices.Contains(got, firstEC) {
+			t.Fatalf("JWKS = %v, want the new keys and %s, %s only", got, second, secondEC)
 		}
 	})
 }
@@ -93,11 +100,16 @@ func TestKeysSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, err := db.ListSigningKeys(ctx, time.Now())
-	if err != nil || len(rows) != 1 {
+	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows %v, err %v", rows, err)
 	}
-	if bytes.Contains(rows[0].Sealed, []byte("PRIVATE")) || len(rows[0].Sealed) < 1000 {
-		t.Fatal("stored key does not look sealed")
+	for _, row := range rows {
+		// A PKCS #8 key in the clear starts with a DER SEQUENCE and holds
+		// the algorithm's OID; a sealed one is nonce and ciphertext.
+		if row.Sealed[0] == 0x30 || bytes.Contains(row.Sealed, []byte{0x2a, 0x86, 0x48, 0xce, 0x3d}) ||
+			bytes.Contains(row.Sealed, []byte{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d}) {
+			t.Fatalf("stored %s key does not look sealed", row.Alg)
+		}
 	}
 	if err := newKeyring(t, db, 2, time.Now).Load(ctx); !errors.Is(err, seal.ErrOpen) {
 		t.Fatalf("a keyring with another secret key loaded the keys: %v", err)
@@ -129,5 +141,30 @@ func TestVerifyHint(t *testing.T) {
 	// A none-algorithm token is refused.
 	if _, err := k.Verify("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."); err == nil {
 		t.Error("alg=none verified")
+	}
+	// A token from the ES256 key verifies; one naming another algorithm
+	// than its key's is refused.
+	ec, _ := k.PrivateKey(WithSigningAlg(context.Background(), store.AlgES256))
+	ecSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: ec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, _ = ecSigner.Sign([]byte(`{"iss":"y"}`))
+	tok, _ = jws.CompactSerialize()
+	if payload, err := k.Verify(tok); err != nil || string(payload) != `{"iss":"y"}` {
+		t.Fatalf("Verify ES256 = %q, %v", payload, err)
+	}
+	ecKID := ec.(*jose.JSONWebKey).KeyID
+	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")},
+		(&jose.SignerOptions{}).WithHeader("kid", ecKID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, _ = hs.Sign([]byte(`{"iss":"z"}`))
+	if tok, _ = jws.CompactSerialize(); tok == "" {
+		t.Fatal("no HS256 token")
+	}
+	if _, err := k.Verify(tok); err == nil {
+		t.Error("an HS256 token naming the ES256 key's kid verified")
 	}
 }

@@ -29,6 +29,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.accessError(w, r, ar, err)
 		return
 	}
+	if c, ok := ar.GetClient().(*store.Client); ok {
+		// ID tokens are signed as the (authenticated) client registered.
+		ctx = WithSigningAlg(ctx, c.IDTokenAlg)
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// A client acting for itself gets the scopes it asked for among those
 		// it is registered with (fosite has checked the latter).

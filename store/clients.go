@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -48,14 +49,15 @@ func (c *Client) GetResponseModes() []fosite.ResponseModeType {
 }
 
 const clientColumns = `id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
-	public, skip_consent, require_pkce, require_2fa, created_at`
+	public, skip_consent, require_pkce, require_2fa, id_token_alg, created_at`
 
 // CreateClient registers c; the id must be unused (ErrConflict).
 func (db *DB) CreateClient(ctx context.Context, c Client) error {
 	_, err := db.exec(ctx, `INSERT INTO oauth2_clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.ID, c.SecretHash, c.Name, jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs),
-		jsonList(c.GrantTypes), jsonList(c.Scopes), c.Public, c.SkipConsent, c.RequirePKCE, c.Require2FA, utc(c.CreatedAt))
+		jsonList(c.GrantTypes), jsonList(c.Scopes), c.Public, c.SkipConsent, c.RequirePKCE, c.Require2FA,
+		cmp.Or(c.IDTokenAlg, AlgRS256), utc(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create client %s: %w", c.ID, err)
 	}
@@ -71,7 +73,7 @@ type clientScan struct {
 
 func (s *clientScan) dest() []any {
 	return []any{&s.c.ID, &s.c.SecretHash, &s.c.Name, &s.redirects, &s.postLogout, &s.grantTypes, &s.scope,
-		&s.c.Public, &s.c.SkipConsent, &s.c.RequirePKCE, &s.c.Require2FA, &s.c.CreatedAt}
+		&s.c.Public, &s.c.SkipConsent, &s.c.RequirePKCE, &s.c.Require2FA, &s.c.IDTokenAlg, &s.c.CreatedAt}
 }
 
 func (s *clientScan) client() (*Client, error) {
@@ -158,9 +160,9 @@ func (c *Client) AllowsPostLogoutRedirect(uri string) bool {
 func (db *DB) UpdateClient(ctx context.Context, c Client) error {
 	err := db.execOne(ctx, `UPDATE oauth2_clients SET secret_hash = $2, name = $3, redirect_uris = $4,
 		post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, public = $8, skip_consent = $9,
-		require_pkce = $10, require_2fa = $11 WHERE id = $1`,
+		require_pkce = $10, require_2fa = $11, id_token_alg = $12 WHERE id = $1`,
 		c.ID, c.SecretHash, c.Name, jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), jsonList(c.GrantTypes),
-		jsonList(c.Scopes), c.Public, c.SkipConsent, c.RequirePKCE, c.Require2FA)
+		jsonList(c.Scopes), c.Public, c.SkipConsent, c.RequirePKCE, c.Require2FA, cmp.Or(c.IDTokenAlg, AlgRS256))
 	if err != nil {
 		return fmt.Errorf("update client %s: %w", c.ID, err)
 	}

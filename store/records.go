@@ -80,8 +80,18 @@ type Client struct {
 	RequirePKCE bool
 	// Require2FA sends users without a second factor through enrollment.
 	Require2FA bool
+	// IDTokenAlg is how its ID tokens are signed (OpenID Connect Dynamic
+	// Client Registration's id_token_signed_response_alg): RS256 (the
+	// default, "" on write) or ES256.
+	IDTokenAlg string
 	CreatedAt  time.Time
 }
+
+// The ID token signing algorithms a client may register.
+const (
+	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+)
 
 // LoginFlow is the server-side record of one authorize request's walk
 // through the browser steps. The browser carries only ID; BindingHash ties

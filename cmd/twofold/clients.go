@@ -25,12 +25,14 @@ func cmdClientsCreate(ctx context.Context, e env, args []string) error {
 	grants := f.String("grant-types", "authorization_code,refresh_token", "comma-separated grant types")
 	require2FA := f.Bool("require-2fa", false, "users must sign in with a second factor")
 	noPKCE := f.Bool("no-pkce", false, "legacy confidential client that cannot send PKCE (not allowed with --public)")
+	idTokenAlg := f.String("id-token-alg", store.AlgRS256, "how its ID tokens are signed: RS256 (the OpenID Connect default) or ES256")
 	var c store.Client
 	check := func() error {
 		c = store.Client{
 			ID: *id, Name: strings.TrimSpace(*name), RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
 			GrantTypes: splitList(*grants, ","), Scopes: strings.Fields(*scopes), Public: *public,
-			SkipConsent: *skipConsent, RequirePKCE: !*noPKCE, Require2FA: *require2FA, CreatedAt: time.Now(),
+			SkipConsent: *skipConsent, RequirePKCE: !*noPKCE, Require2FA: *require2FA, IDTokenAlg: *idTokenAlg,
+			CreatedAt: time.Now(),
 		}
 		if err := checkClient(c, *noPKCE); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -73,6 +75,9 @@ func checkClient(c store.Client, noPKCE bool) error {
 	}
 	if c.Public && noPKCE {
 		p = append(p, errors.New("--no-pkce is not allowed for public clients"))
+	}
+	if c.IDTokenAlg != store.AlgRS256 && c.IDTokenAlg != store.AlgES256 {
+		p = append(p, fmt.Errorf("--id-token-alg %q: want RS256 or ES256", c.IDTokenAlg))
 	}
 	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
 		if err := validRedirectURI(u); err != nil {

@@ -152,12 +152,15 @@ func cmdKeysRotate(ctx context.Context, e env, args []string) error {
 		if err := keys.Load(ctx); err != nil {
 			return err
 		}
-		previous := keys.ActiveKID()
-		kid, err := keys.Rotate(ctx)
+		previous := map[string]string{}
+		for _, alg := range []string{store.AlgRS256, store.AlgES256} {
+			previous[alg] = keys.ActiveKID(alg)
+		}
+		kids, err := keys.Rotate(ctx)
 		if err != nil {
 			return err
 		}
-		return printJSON(e, map[string]string{"kid": kid, "previous_kid": previous,
+		return printJSON(e, map[string]any{"kids": kids, "previous_kids": previous,
 			"previous_published_until": time.Now().Add(a.cfg.IDTokenLifespan).UTC().Format(time.RFC3339)})
 	})
 }

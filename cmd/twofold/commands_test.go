@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -288,7 +289,8 @@ func TestCLIClientsCreate(t *testing.T) {
 			out := c.ok("", "clients", "create", "--name", " Billing ",
 				"--redirect-uri", "https://billing.example.com/callback", "--redirect-uri", "http://127.0.0.1:5556/callback",
 				"--post-logout-redirect-uri", "https://billing.example.com/",
-				"--skip-consent", "--scopes", "openid email", "--grant-types", "authorization_code, client_credentials", "--require-2fa")
+				"--skip-consent", "--scopes", "openid email", "--grant-types", "authorization_code, client_credentials", "--require-2fa",
+				"--id-token-alg", "ES256")
 			id, _ := out["client_id"].(string)
 			secret, _ := out["client_secret"].(string)
 			if id == "" || len(secret) < 43 || out["public"] != false || out["name"] != "Billing" {
@@ -302,7 +304,7 @@ func TestCLIClientsCreate(t *testing.T) {
 				RedirectURIs:           []string{"https://billing.example.com/callback", "http://127.0.0.1:5556/callback"},
 				PostLogoutRedirectURIs: []string{"https://billing.example.com/"},
 				GrantTypes:             []string{"authorization_code", "client_credentials"}, Scopes: []string{"openid", "email"},
-				SkipConsent: true, RequirePKCE: true, Require2FA: true}
+				SkipConsent: true, RequirePKCE: true, Require2FA: true, IDTokenAlg: store.AlgES256}
 			assertClient(t, got, want)
 			if !seal.Equal(got.SecretHash, provider.HashClientSecret(sealer, secret)) {
 				t.Fatal("the stored secret hash does not match the printed client_secret")
@@ -377,6 +379,7 @@ func TestCLIClientsCreate(t *testing.T) {
 			{"public without PKCE", []string{"--name", "A", "--public", "--redirect-uri", "http://127.0.0.1/cb", "--no-pkce"}, []string{"--no-pkce is not allowed"}},
 			{"missing redirect", []string{"--name", "A"}, []string{"--redirect-uri is required for authorization_code"}},
 			{"missing name", []string{"--redirect-uri", "https://app.example.com/cb"}, []string{"--name is required"}},
+			{"unknown ID token algorithm", []string{"--name", "A", "--redirect-uri", "https://app.example.com/cb", "--id-token-alg", "HS256"}, []string{`--id-token-alg "HS256": want RS256 or ES256`}},
 			{"every problem at once", []string{"--public", "--no-pkce", "--grant-types", "authorization_code,client_credentials,device_code",
 				"--post-logout-redirect-uri", "https://app.example.com/#bye", "--name", " "},
 				[]string{"--name is required", `grant type "device_code"`, "--redirect-uri is required",
@@ -404,7 +407,7 @@ func TestCLIClientsCreate(t *testing.T) {
 func assertClient(t *testing.T, got *store.Client, want store.Client) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || got.Public != want.Public || got.SkipConsent != want.SkipConsent ||
-		got.RequirePKCE != want.RequirePKCE || got.Require2FA != want.Require2FA ||
+		got.RequirePKCE != want.RequirePKCE || got.Require2FA != want.Require2FA || got.IDTokenAlg != cmp.Or(want.IDTokenAlg, store.AlgRS256) ||
 		!slices.Equal(got.RedirectURIs, want.RedirectURIs) || !slices.Equal(got.PostLogoutRedirectURIs, want.PostLogoutRedirectURIs) ||
 		!slices.Equal(got.GrantTypes, want.GrantTypes) || !slices.Equal(got.Scopes, want.Scopes) {
 		t.Fatalf("stored client =\n%+v\nwant\n%+v", *got, want)
@@ -416,12 +419,19 @@ func TestCLIKeysRotate(t *testing.T) {
 		c := newCLI(t, b)
 		ctx := context.Background()
 
-		rotate := func() (kid, previous string) {
+		algs := []string{store.AlgRS256, store.AlgES256}
+		rotate := func() (kids, previous map[string]string) {
 			t.Helper()
 			start := time.Now()
 			out := c.ok("", "keys", "rotate")
-			kid, _ = out["kid"].(string)
-			previous, _ = out["previous_kid"].(string)
+			kids, previous = map[string]string{}, map[string]string{}
+			for _, alg := range algs {
+				kids[alg], _ = out["kids"].(map[string]any)[alg].(string)
+				previous[alg], _ = out["previous_kids"].(map[string]any)[alg].(string)
+				if kids[alg] == "" || previous[alg] == "" || kids[alg] == previous[alg] {
+					t.Fatalf("keys rotate printed %v, want a new %s kid and the previous one", out, alg)
+				}
+			}
 			until, err := time.Parse(time.RFC3339, out["previous_published_until"].(string))
 			if err != nil {
 				t.Fatalf("previous_published_until: %v", err)
@@ -429,41 +439,42 @@ func TestCLIKeysRotate(t *testing.T) {
 			if lo, hi := start.Add(time.Hour-time.Second), time.Now().Add(time.Hour+time.Second); until.Before(lo) || until.After(hi) {
 				t.Errorf("previous_published_until = %s, want about an hour (the ID token lifespan) from now", until)
 			}
-			if kid == "" || previous == "" || kid == previous {
-				t.Fatalf("keys rotate printed %v, want a new kid and the previous one", out)
-			}
-			return kid, previous
+			return kids, previous
 		}
 
-		// On a fresh database the first key is made at start, then rotated.
+		// On a fresh database the first keys are made at start, then rotated.
 		first, firstPrev := rotate()
 		second, secondPrev := rotate()
-		if secondPrev != first {
-			t.Fatalf("second rotation's previous_kid = %s, want the first rotation's kid %s", secondPrev, first)
-		}
-
 		keys, err := c.store().ListSigningKeys(ctx, time.Now().Add(-time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var kids, active []string
-		for _, k := range keys {
-			kids = append(kids, k.KID)
-			if k.RetiredAt.IsZero() {
-				active = append(active, k.KID)
+		for _, alg := range algs {
+			if secondPrev[alg] != first[alg] {
+				t.Fatalf("second rotation's previous %s kid = %s, want the first rotation's %s", alg, secondPrev[alg], first[alg])
 			}
-		}
-		slices.Sort(kids)
-		want := []string{firstPrev, first, second}
-		slices.Sort(want)
-		if !slices.Equal(kids, want) {
-			t.Fatalf("published keys = %v, want %v", kids, want)
-		}
-		if !slices.Equal(active, []string{second}) {
-			t.Fatalf("active keys = %v, want only the newest %s", active, second)
-		}
-		if got, err := c.store().ActiveSigningKeyID(ctx, "RS256"); err != nil || got != second {
-			t.Fatalf("ActiveSigningKeyID = %q, %v; want %s", got, err, second)
+			var kids, active []string
+			for _, k := range keys {
+				if k.Alg != alg {
+					continue
+				}
+				kids = append(kids, k.KID)
+				if k.RetiredAt.IsZero() {
+					active = append(active, k.KID)
+				}
+			}
+			slices.Sort(kids)
+			want := []string{firstPrev[alg], first[alg], second[alg]}
+			slices.Sort(want)
+			if !slices.Equal(kids, want) {
+				t.Fatalf("published %s keys = %v, want %v", alg, kids, want)
+			}
+			if !slices.Equal(active, []string{second[alg]}) {
+				t.Fatalf("active %s keys = %v, want only the newest %s", alg, active, second[alg])
+			}
+			if got, err := c.store().ActiveSigningKeyID(ctx, alg); err != nil || got != second[alg] {
+				t.Fatalf("ActiveSigningKeyID(%s) = %q, %v; want %s", alg, got, err, second[alg])
+			}
 		}
 	})
 }

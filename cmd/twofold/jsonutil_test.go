@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -24,21 +22,10 @@ func decodeJSON(t *testing.T, r io.Reader, v any) {
 }
 
 // headerKID returns the kid of a compact JWS.
-func headerKID(t *testing.T, jws string) string {
-	t.Helper()
-	head, _, _ := strings.Cut(jws, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h struct {
-		KID string `json:"kid"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h.KID
-}
+func headerKID(t *testing.T, jws string) string { return jwtHeader(t, jws).KID }
+
+// headerAlg returns the alg of a compact JWS's header.
+func headerAlg(t *testing.T, jws string) string { return jwtHeader(t, jws).Alg }
 
 // url1 is a one-field form.
 func url1(k, v string) url.Values { return url.Values{k: {v}} }

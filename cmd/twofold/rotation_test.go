@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"golang.org/x/oauth2"
+
 	"github.com/twofold-id/twofold/store"
 	"github.com/twofold-id/twofold/store/storetest"
 )
@@ -17,9 +19,10 @@ func TestKeyRotationSeenByRelyingParty(t *testing.T) {
 	rp := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true})
 	b := s.newBrowser()
 	before := rp.signIn(b, u)
-	oldKID := s.srv.keys.ActiveKID()
+	oldKID := s.srv.keys.ActiveKID(store.AlgRS256)
 
-	newKID, err := s.srv.keys.Rotate(context.Background())
+	kids, err := s.srv.keys.Rotate(context.Background())
+	newKID := kids[store.AlgRS256]
 	if err != nil || newKID == oldKID {
 		t.Fatalf("rotate: %q, %v", newKID, err)
 	}
@@ -33,5 +36,37 @@ func TestKeyRotationSeenByRelyingParty(t *testing.T) {
 	// The old token still verifies against the published set.
 	if _, err := rp.verifier.Verify(context.Background(), before.token.Extra("id_token").(string)); err != nil {
 		t.Fatalf("ID token signed before rotation no longer verifies: %v", err)
+	}
+}
+
+// TestES256Client: a client that registered ES256 gets ID tokens signed
+// with the P-256 key, from the code exchange and from refresh, and they
+// verify at the relying party from the discovery document and JWKS alone;
+// another client keeps the RS256 default.
+func TestES256Client(t *testing.T) {
+	s := newTestServer(t, storetest.SQLite(), nil)
+	u := s.createUser("es256@example.com")
+	ec := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true, IDTokenAlg: store.AlgES256})
+	rs := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true})
+	b := s.newBrowser()
+
+	in := ec.signIn(b, u)
+	idToken := in.token.Extra("id_token").(string)
+	if alg, kid := headerAlg(t, idToken), headerKID(t, idToken); alg != "ES256" || kid != s.srv.keys.ActiveKID(store.AlgES256) {
+		t.Fatalf("ES256 client's ID token: alg %s kid %s, want ES256 and %s", alg, kid, s.srv.keys.ActiveKID(store.AlgES256))
+	}
+	refreshed, err := ec.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: in.token.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := refreshed.Extra("id_token").(string)
+	if headerAlg(t, again) != "ES256" {
+		t.Fatalf("ID token from refresh is %s, want ES256", headerAlg(t, again))
+	}
+	if _, err := ec.verifier.Verify(context.Background(), again); err != nil {
+		t.Fatalf("refreshed ES256 ID token does not verify: %v", err)
+	}
+	if alg := headerAlg(t, rs.signIn(b, u).token.Extra("id_token").(string)); alg != "RS256" {
+		t.Fatalf("default client's ID token is %s, want RS256", alg)
 	}
 }

@@ -173,7 +173,7 @@ func testClients(t *testing.T, db *store.DB) {
 	must(t, err, "get client")
 	if got.Name != "App" || !slices.Equal(got.RedirectURIs, c.RedirectURIs) || !slices.Equal(got.PostLogoutRedirectURIs, c.PostLogoutRedirectURIs) ||
 		!slices.Equal(got.GrantTypes, c.GrantTypes) || !slices.Equal(got.Scopes, c.Scopes) || string(got.SecretHash) != "\x01\x02\x03" ||
-		got.Public || !got.SkipConsent || !got.RequirePKCE || got.Require2FA {
+		got.Public || !got.SkipConsent || !got.RequirePKCE || got.Require2FA || got.IDTokenAlg != store.AlgRS256 {
 		t.Fatalf("client = %+v", got)
 	}
 	if _, err := db.GetOAuthClient(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
@@ -183,6 +183,11 @@ func testClients(t *testing.T, db *store.DB) {
 	must(t, err, "list clients")
 	if len(all) != 1 {
 		t.Fatalf("list clients = %d", len(all))
+	}
+	got.IDTokenAlg = store.AlgES256
+	must(t, db.UpdateClient(ctx, *got), "update client")
+	if got, err = db.GetOAuthClient(ctx, "app"); err != nil || got.IDTokenAlg != store.AlgES256 {
+		t.Fatalf("after choosing ES256: %+v, %v", got, err)
 	}
 }
 
