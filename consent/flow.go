@@ -265,11 +265,14 @@ func (h *Handler) atStep(w http.ResponseWriter, r *http.Request, id, step string
 // the flow's client when the caller has it already, else nil.
 func (h *Handler) needsSecondFactor(r *http.Request, f *store.LoginFlow, user store.User, client *store.Client) (bool, error) {
 	ctx := r.Context()
-	if enrolled, err := h.isEnrolled(ctx, user.ID); err != nil || enrolled {
-		return enrolled, err
+	fs, err := h.factors(ctx, user.ID)
+	if err != nil || fs.Enrolled() {
+		return fs.Enrolled(), err
 	}
-	if must, err := h.Factors.MustEnroll(ctx, user); err != nil || must {
-		return must, err
+	// No second factor yet, and none may be skipped: an organization of the
+	// user requires one, or an owner's reset does.
+	if fs.Required || user.MFAState == store.MFAMustEnroll {
+		return true, nil
 	}
 	if f.ClientID == "" {
 		return false, nil

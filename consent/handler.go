@@ -41,13 +41,12 @@ type Store interface {
 // SecondFactor is the second-factor service (package mfa) as the sign-in
 // flow uses it.
 type SecondFactor interface {
-	Enrolled(ctx context.Context, userID string) (bool, error)
-	MustEnroll(ctx context.Context, user store.User) (bool, error)
+	// Summary is the user's second factors and 2FA policy in one read.
+	Summary(ctx context.Context, userID string) (store.FactorSummary, error)
 	Verify(ctx context.Context, user store.User, code string, ev mfa.Event) (mfa.Result, error)
 	BeginTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
 	PendingTOTP(ctx context.Context, user store.User) (mfa.Enrollment, error)
 	ConfirmTOTP(ctx context.Context, user store.User, code string, ev mfa.Event) ([]string, error)
-	Status(ctx context.Context, userID string) (mfa.Status, error)
 	KeysAvailable() bool
 	BeginKeyLogin(ctx context.Context, user store.User, binding string) (string, json.RawMessage, error)
 	FinishKeyLogin(ctx context.Context, user store.User, ceremonyID, binding string, response []byte, ev mfa.Event) (mfa.Result, error)

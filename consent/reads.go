@@ -8,9 +8,11 @@ import (
 )
 
 // reads remembers, for one request, the users the dispatcher read to place
-// a flow and whether they have a second factor, so that the step serving
-// the request, and the dispatcher deciding where to go after it, do not
-// read them again. A sign-in step reads each at most once this way.
+// a flow and their second factors at a glance (store.FactorSummary: has
+// one, must have one, what the second-factor page offers), so that the
+// step serving the request, and the dispatcher deciding where to go after
+// it, do not read them again. A sign-in step reads each at most once this
+// way.
 //
 // It lives in the request's context (withReads, on this package's routes);
 // elsewhere (the authorization endpoint calling Authorize and Resume) each
@@ -18,14 +20,14 @@ import (
 // past the request, and a step that changes a user's factors forgets the
 // user (forgetUser), so no decision rests on a read older than the request.
 type reads struct {
-	users    map[string]store.User
-	enrolled map[string]bool
+	users   map[string]store.User
+	factors map[string]store.FactorSummary
 }
 
 type readsKey struct{}
 
 func newReads() *reads {
-	return &reads{users: map[string]store.User{}, enrolled: map[string]bool{}}
+	return &reads{users: map[string]store.User{}, factors: map[string]store.FactorSummary{}}
 }
 
 // withReads gives each request its own reads.
@@ -57,18 +59,23 @@ func (h *Handler) user(ctx context.Context, id string) (store.User, error) {
 	return u, err
 }
 
-// isEnrolled reports whether a user has a second factor, reading it once
-// per request.
-func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
+// factors reads a user's second factors at a glance, once per request.
+func (h *Handler) factors(ctx context.Context, userID string) (store.FactorSummary, error) {
 	rd := readsOf(ctx)
-	if e, ok := rd.enrolled[userID]; ok {
-		return e, nil
+	if fs, ok := rd.factors[userID]; ok {
+		return fs, nil
 	}
-	e, err := h.Factors.Enrolled(ctx, userID)
+	fs, err := h.Factors.Summary(ctx, userID)
 	if err == nil {
-		rd.enrolled[userID] = e
+		rd.factors[userID] = fs
 	}
-	return e, err
+	return fs, err
+}
+
+// isEnrolled reports whether a user has a second factor.
+func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
+	fs, err := h.factors(ctx, userID)
+	return fs.Enrolled(), err
 }
 
 // rememberUser notes a user read some other way (by email, at sign-in).
@@ -79,5 +86,5 @@ func rememberUser(ctx context.Context, u store.User) { readsOf(ctx).users[u.ID] 
 func forgetUser(ctx context.Context, id string) {
 	rd := readsOf(ctx)
 	delete(rd.users, id)
-	delete(rd.enrolled, id)
+	delete(rd.factors, id)
 }

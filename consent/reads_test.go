@@ -26,9 +26,9 @@ type countingFactors struct {
 	lookups int
 }
 
-func (f *countingFactors) Enrolled(context.Context, string) (bool, error) {
+func (f *countingFactors) Summary(context.Context, string) (store.FactorSummary, error) {
 	f.lookups++
-	return true, nil
+	return store.FactorSummary{TOTP: true}, nil
 }
 
 // TestReadsOncePerRequest: within one request on the consent routes a user

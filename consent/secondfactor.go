@@ -32,13 +32,13 @@ type secondFactorPage struct {
 // security-key ceremony (a new challenge, bound to this flow) when the
 // user has keys.
 func (h *Handler) showSecondFactor(w http.ResponseWriter, r *http.Request, status int, f store.LoginFlow, user store.User, errMsg string) {
-	st, err := h.Factors.Status(r.Context(), user.ID)
+	fs, err := h.factors(r.Context(), user.ID)
 	if err != nil {
 		h.internalError(w, r, err)
 		return
 	}
-	page := secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f), Error: errMsg, HasTOTP: st.TOTP}
-	if len(st.Keys) > 0 && h.Factors.KeysAvailable() {
+	page := secondFactorPage{FlowID: f.ID, ClientName: h.clientName(r, f), Error: errMsg, HasTOTP: fs.TOTP}
+	if fs.Keys > 0 && h.Factors.KeysAvailable() {
 		id, options, err := h.Factors.BeginKeyLogin(r.Context(), user, mfa.FlowBinding(f.ID))
 		if err != nil {
 			h.internalError(w, r, err)

@@ -120,13 +120,10 @@ func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
 	return s.Store.HasSecondFactor(ctx, userID)
 }
 
-// MustEnroll reports whether the user may not go on without a second
-// factor: an organization requires one, or an owner's reset does.
-func (s *Service) MustEnroll(ctx context.Context, user store.User) (bool, error) {
-	if user.MFAState == store.MFAMustEnroll {
-		return true, nil
-	}
-	return s.Store.UserRequires2FA(ctx, user.ID)
+// Summary returns the user's second factors and 2FA policy at a glance, in
+// one query: what the sign-in steps decide on.
+func (s *Service) Summary(ctx context.Context, userID string) (store.FactorSummary, error) {
+	return s.Store.GetFactorSummary(ctx, userID)
 }
 
 // Status returns the user's second-factor state: one query, and one more

@@ -180,8 +180,13 @@ type FactorSummary struct {
 	Required    bool      // an organization of the user requires 2FA
 }
 
-// GetFactorSummary reads FactorSummary in one query, for the pages that
-// show a user's factors (the second-factor step, Security Settings).
+// Enrolled reports whether the user has a second factor: an authenticator
+// app or a security key (backup codes come with one and never stand alone).
+func (fs FactorSummary) Enrolled() bool { return fs.TOTP || fs.Keys > 0 }
+
+// GetFactorSummary reads FactorSummary in one query, for the sign-in
+// steps and the pages that show a user's factors (the second-factor step,
+// Security Settings).
 func (db *DB) GetFactorSummary(ctx context.Context, userID string) (FactorSummary, error) {
 	var fs FactorSummary
 	var since sql.NullTime

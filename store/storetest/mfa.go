@@ -197,4 +197,17 @@ func testFactorSummary(t *testing.T, db *store.DB) {
 	if fs := summary(); !fs.Required {
 		t.Fatal("a member of an organization that requires 2FA is not told so")
 	}
+	// Enrolled agrees with HasSecondFactor: an app or a key, not codes.
+	for _, id := range []string{u.ID, other.ID} {
+		fs, err := db.GetFactorSummary(ctx, id)
+		must(t, err, "summary of %s", id)
+		has, err := db.HasSecondFactor(ctx, id)
+		must(t, err, "has second factor")
+		if fs.Enrolled() != has {
+			t.Fatalf("summary %+v: Enrolled() = %v, HasSecondFactor = %v", fs, fs.Enrolled(), has)
+		}
+	}
+	if (store.FactorSummary{BackupCodes: 3}).Enrolled() {
+		t.Fatal("backup codes alone count as a second factor")
+	}
 }
