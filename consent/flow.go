@@ -18,17 +18,17 @@ import (
 )
 
 var _ interface {
-	Authorize(http.ResponseWriter, *http.Request, fosite.AuthorizeRequester, *store.Client) (*store.LoginFlow, error)
+	Authorize(http.ResponseWriter, *http.Request, fosite.AuthorizeRequester, *store.Client) (*store.LoginFlow, *store.User, error)
 	Resume(http.ResponseWriter, *http.Request, string) (*store.LoginFlow, error)
 } = (*Handler)(nil)
 
 // Authorize implements provider.Interaction. It returns a finished flow
-// (not stored) when the browser's session is good enough for the request
-// and the user's consent covers it; otherwise it stores a flow, shows the
+// (not stored) and its user when the browser's session is good enough for
+// the request and the user's consent covers it; otherwise it stores a flow, shows the
 // sign-in form or sends the browser to the flow's next step, and returns
 // nil. With prompt=none it never shows a page: it returns login_required
 // or consent_required instead.
-func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, error) {
+func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, *store.User, error) {
 	ctx := r.Context()
 	now := h.Now()
 	form := ar.GetRequestForm()
@@ -36,38 +36,38 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 
 	sess, user, err := h.currentUser(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	needLogin := user == nil || prompt["login"] || maxAgeExceeded(form, sess.AuthTime, now) ||
 		!hintMatches(form.Get("login_hint"), user.Email)
 	if needLogin && prompt["none"] {
-		return nil, fosite.ErrLoginRequired.WithHint("The user must sign in.")
+		return nil, nil, fosite.ErrLoginRequired.WithHint("The user must sign in.")
 	}
 	flow := store.LoginFlow{ClientID: client.ID, Query: form.Encode(), RequestedAt: now, ExpiresAt: now.Add(h.flowLifetime())}
 	if !needLogin {
 		flow.UserID, flow.AMR, flow.AuthTime = user.ID, sess.AMR, sess.AuthTime
 		stepUp, err := h.needsSecondFactor(r, &flow, *user, client)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if stepUp && prompt["none"] {
-			return nil, fosite.ErrLoginRequired.WithHint("The user must sign in with a second factor.")
+			return nil, nil, fosite.ErrLoginRequired.WithHint("The user must sign in with a second factor.")
 		}
 		need, err := h.needConsent(r, client, user.ID, ar.GetRequestedScopes(), prompt)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !need && !stepUp {
 			flow.GrantedScopes = ar.GetRequestedScopes()
-			return &flow, nil
+			return &flow, user, nil
 		}
 		if need && prompt["none"] {
-			return nil, fosite.ErrConsentRequired.WithHint("The user must consent.")
+			return nil, nil, fosite.ErrConsentRequired.WithHint("The user must consent.")
 		}
 	}
 	flow.ID, flow.BindingHash = rand.Text(), h.binding(w, r)
 	if err := h.Store.CreateLoginFlow(ctx, flow); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if flow.UserID == "" {
 		// A new sign-in starts with the password form: it is shown here, at
@@ -75,10 +75,10 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.Au
 		// /login (a round trip and a read of the flow less). It posts to
 		// /login like the form there, and reloading it starts a new flow.
 		h.render(w, r, http.StatusOK, "login", h.loginForm(r, flow))
-		return nil, nil
+		return nil, nil, nil
 	}
 	h.advance(w, r, &flow, false)
-	return nil, nil
+	return nil, nil, nil
 }
 
 // Resume implements provider.Interaction: it consumes a finished flow of
@@ -171,7 +171,14 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *store.LoginF
 		h.flowError(w, r, err)
 		return
 	}
-	h.Finish(w, r, f)
+	// The step read the user in this request (once: reads), after any
+	// change it made to them (forgetUser).
+	user, err := h.user(r.Context(), f.UserID)
+	if err != nil {
+		h.flowError(w, r, err)
+		return
+	}
+	h.Finish(w, r, f, &user)
 }
 
 // nextStep decides where flow f goes now.

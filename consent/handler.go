@@ -85,7 +85,7 @@ type Handler struct {
 	// Finish answers the authorize request of a finished, consumed flow
 	// (provider.Provider.Finish). Nil: finished flows go back to the
 	// authorization endpoint, which consumes them through Resume.
-	Finish func(w http.ResponseWriter, r *http.Request, f *store.LoginFlow)
+	Finish func(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user *store.User)
 }
 
 // Default password throttles. Per account: 5 free failures, then 30 s

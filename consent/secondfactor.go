@@ -177,7 +177,6 @@ func (h *Handler) handleSecurityKey(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) secondFactorDone(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user store.User, amr []string, method string) bool {
 	now := h.Now()
 	f.AMR, f.AuthTime = amr, now
-	forgetUser(r.Context(), user.ID) // enrolling changed the user's factors and state
 	if _, err := h.Sessions.Start(w, r, user.ID, amr, now); err != nil {
 		h.internalError(w, r, err)
 		return false
@@ -269,6 +268,7 @@ func (h *Handler) enrollment(r *http.Request, user store.User) (mfa.Enrollment, 
 // enrolled finishes forced enrollment: the flow records the new factor,
 // the browser is signed in, and the backup codes are shown once.
 func (h *Handler) enrolled(w http.ResponseWriter, r *http.Request, f store.LoginFlow, user store.User, codes, amr []string, method string) {
+	forgetUser(r.Context(), user.ID) // enrolling changed the user's factors and state
 	if h.secondFactorDone(w, r, &f, user, amr, method) && h.saveFlow(w, r, &f) {
 		h.render(w, r, http.StatusOK, "backup_codes", mfa.NewBackupCodesPage(h.Templates.Brand().Name, codes, continueURL(f.ID)))
 	}

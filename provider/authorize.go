@@ -36,7 +36,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	flow, err := p.interaction.Authorize(w, r, ar, ar.GetClient().(*store.Client))
+	flow, user, err := p.interaction.Authorize(w, r, ar, ar.GetClient().(*store.Client))
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -44,7 +44,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if flow == nil {
 		return // the browser was sent into the login flow
 	}
-	p.issueCode(w, r, ar, flow)
+	p.issueCode(w, r, ar, flow, user)
 }
 
 // resume finishes a login flow the browser brought back to this endpoint.
@@ -55,7 +55,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 			"This sign-in has expired or was already completed. Return to the application and sign in again.", err)
 		return
 	}
-	p.Finish(w, r, flow)
+	p.Finish(w, r, flow, nil)
 }
 
 // Finish answers the authorize request of flow, a login flow whose every
@@ -64,8 +64,9 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 // the request that finished the flow, sparing the browser a round trip
 // through this endpoint. The request is re-read from the flow record,
 // never from the browser, and validated again (the client may have changed
-// while the user signed in).
-func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow) {
+// while the user signed in). user is the flow's user as the caller read it
+// in this request, or nil to have it read here.
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow, user *store.User) {
 	original := r.Clone(r.Context())
 	original.URL.RawQuery = flow.Query
 	original.Form, original.PostForm, original.Method, original.Body = nil, nil, http.MethodGet, http.NoBody
@@ -84,7 +85,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.Lo
 		p.authorizeError(w, original, ar, err)
 		return
 	}
-	p.issueCode(w, original, ar, flow)
+	p.issueCode(w, original, ar, flow, user)
 }
 
 // exactRedirect reports whether the request's redirect_uri is, character
@@ -116,14 +117,20 @@ func checkAuthorizePolicy(ar fosite.AuthorizeRequester) error {
 }
 
 // issueCode grants the scopes the user consented to and redirects to the
-// client with a code.
-func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, flow *store.LoginFlow) {
+// client with a code. user is the flow's user as read in this request, or
+// nil to read it now: a flow brought back from the browser may be older
+// than an owner's reset, a user read in this request is not.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, flow *store.LoginFlow, read *store.User) {
 	ctx := r.Context()
-	user, err := p.store.GetUser(ctx, flow.UserID)
-	if err != nil {
-		p.authorizeError(w, r, ar, err)
-		return
+	if read == nil || read.ID != flow.UserID {
+		u, err := p.store.GetUser(ctx, flow.UserID)
+		if err != nil {
+			p.authorizeError(w, r, ar, err)
+			return
+		}
+		read = &u
 	}
+	user := *read
 	if user.MFAState != store.MFANone {
 		// A second lock behind the login flow's: a user whose 2FA an owner
 		// reset gets no code until they have enrolled again.

@@ -13,7 +13,9 @@
 //
 //	GET /oauth2/auth?client_id…  ──validate──▶ Interaction.Authorize
 //	    ├─ live session + consent covered ──▶ code ──▶ redirect_uri
-//	    └─ otherwise: browser walks /login… ──▶ GET /oauth2/auth?flow=ID
+//	    └─ otherwise: the sign-in form, then the browser walks /login…;
+//	       the step that finishes the flow consumes it and calls Finish
 //	GET /oauth2/auth?flow=ID ──▶ Interaction.Resume (consumes the flow once)
-//	    ──▶ the stored request is validated again ──▶ code ──▶ redirect_uri
+//	    ──▶ Finish
+//	Finish: the stored request is validated again ──▶ code ──▶ redirect_uri
 package provider

@@ -40,11 +40,12 @@ const MaxCodeLifespan = 10 * time.Minute
 // Interaction is the browser side of an authorize request (package consent).
 type Interaction interface {
 	// Authorize decides a validated authorize request. It returns a
-	// finished flow when the browser's session and the user's earlier
-	// consent allow a code now. Otherwise it sends the browser into the
-	// login flow and returns (nil, nil), or returns a fosite error such as
-	// login_required for prompt=none.
-	Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, error)
+	// finished flow, and its user as read and checked in this request,
+	// when the browser's session and the user's earlier consent allow a
+	// code now. Otherwise it sends the browser into the login flow and
+	// returns nils, or returns a fosite error such as login_required for
+	// prompt=none.
+	Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, *store.User, error)
 	// Resume consumes the finished flow id, which must be bound to this
 	// browser, and returns it: its Query is the original request.
 	Resume(w http.ResponseWriter, r *http.Request, flowID string) (*store.LoginFlow, error)
