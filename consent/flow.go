@@ -131,7 +131,9 @@ func (h *Handler) handleContinue(w http.ResponseWriter, r *http.Request) {
 // the dispatcher's own (nextStep), so no step can be skipped; if it cannot
 // be made now, the dispatcher makes it on the next request. changed says
 // the step changed f in this request: it is stored unless the flow ends
-// here (finish), where storing it would only precede its deletion.
+// here (finish), where storing it would only precede its deletion. (An
+// owner's reset deletes a user's stored flows; one that races this step
+// meets the provider's read of the user after the consumption instead.)
 func (h *Handler) advance(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, changed bool) {
 	if f.ClientID == "" && changed {
 		// A sign-in to twofold itself: nextStep consumes it when it is done.
@@ -171,14 +173,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *store.LoginF
 		h.flowError(w, r, err)
 		return
 	}
-	// The step read the user in this request (once: reads), after any
-	// change it made to them (forgetUser).
-	user, err := h.user(r.Context(), f.UserID)
-	if err != nil {
-		h.flowError(w, r, err)
-		return
-	}
-	h.Finish(w, r, f, &user)
+	// The provider reads the user again, now that the flow is consumed: an
+	// owner's reset that landed while this step ran (during the password
+	// hash, say) finds no flow to delete when the step never stored the
+	// user in it, and the user's state is then what stops the code.
+	h.Finish(w, r, f, nil)
 }
 
 // nextStep decides where flow f goes now.
@@ -239,8 +238,10 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 	return authorizeURL(f.ID), nil
 }
 
-// authorizeURL is where a finished flow goes: back to the authorization
-// endpoint, which consumes it through Resume.
+// authorizeURL is what nextStep says of a finished flow. The step that
+// finishes it consumes it and answers the application itself (finish);
+// without Finish, or for a flow brought back later, the authorization
+// endpoint consumes it through Resume.
 func authorizeURL(id string) string { return "/oauth2/auth?flow=" + id }
 
 // atStep loads flow id and checks that the dispatcher would send it to

@@ -64,8 +64,8 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 // the request that finished the flow, sparing the browser a round trip
 // through this endpoint. The request is re-read from the flow record,
 // never from the browser, and validated again (the client may have changed
-// while the user signed in). user is the flow's user as the caller read it
-// in this request, or nil to have it read here.
+// while the user signed in). user is nil, or the user as read in this
+// request after the flow was consumed.
 func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow, user *store.User) {
 	original := r.Clone(r.Context())
 	original.URL.RawQuery = flow.Query
@@ -117,9 +117,10 @@ func checkAuthorizePolicy(ar fosite.AuthorizeRequester) error {
 }
 
 // issueCode grants the scopes the user consented to and redirects to the
-// client with a code. user is the flow's user as read in this request, or
-// nil to read it now: a flow brought back from the browser may be older
-// than an owner's reset, a user read in this request is not.
+// client with a code. read is the user as the live-session path read it to
+// decide, in this request; nil reads it now, as a finished flow needs:
+// read after the flow was consumed, the user's state shows an owner's
+// reset that raced the flow's last step.
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, flow *store.LoginFlow, read *store.User) {
 	ctx := r.Context()
 	if read == nil || read.ID != flow.UserID {

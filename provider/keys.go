@@ -87,7 +87,9 @@ func (k *Keyring) Rotate(ctx context.Context) (map[string]string, error) {
 	for _, alg := range signingAlgs {
 		kid, err := k.create(ctx, alg)
 		if err != nil {
-			return nil, err
+			// The keys rotated so far are active in the store: sign with
+			// them here too, and say which they are.
+			return kids, errors.Join(fmt.Errorf("rotate %s key (rotated: %v): %w", alg, kids, err), k.reload(ctx))
 		}
 		kids[alg] = kid
 	}
@@ -266,18 +268,28 @@ func (k *Keyring) Verify(token string) ([]byte, error) {
 		return nil, errors.New("token is not a single signature")
 	}
 	header := sig.Signatures[0].Header
+	pub, err := k.verificationKey(header.KeyID, header.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return sig.Verify(pub)
+}
+
+// verificationKey returns the published public key kid, for a token whose
+// header says it was signed with alg. The key's own algorithm, never the
+// token's choice, decides: a header naming another is refused.
+func (k *Keyring) verificationKey(kid, alg string) (crypto.PublicKey, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, pub := range k.public {
-		// The key's own algorithm, never the token's choice, decides.
-		if pub.KeyID == header.KeyID {
-			if header.Algorithm != pub.Algorithm {
-				return nil, fmt.Errorf("token signed with %s by %s key %q", header.Algorithm, pub.Algorithm, pub.KeyID)
+		if pub.KeyID == kid {
+			if alg != pub.Algorithm {
+				return nil, fmt.Errorf("token signed with %s by %s key %q", alg, pub.Algorithm, pub.KeyID)
 			}
-			return sig.Verify(pub.Key)
+			return pub.Key, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown key id %q", header.KeyID)
+	return nil, fmt.Errorf("unknown key id %q", kid)
 }
 
 // thumbprint is the RFC 7638 thumbprint of key, used as its kid.

@@ -163,17 +163,18 @@ func TestVerifyHint(t *testing.T) {
 	if payload, err := k.Verify(tok); err != nil || string(payload) != `{"iss":"y"}` {
 		t.Fatalf("Verify ES256 = %q, %v", payload, err)
 	}
-	ecKID := ec.(*jose.JSONWebKey).KeyID
-	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")},
-		(&jose.SignerOptions{}).WithHeader("kid", ecKID))
+	// PS256 with the RSA key and the RS256 key's kid: go-jose would accept
+	// it (an RSA key verifies PS256); only the key's registered algorithm
+	// refuses it.
+	ps, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.PS256, Key: priv}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, _ = hs.Sign([]byte(`{"iss":"z"}`))
+	jws, _ = ps.Sign([]byte(`{"iss":"z"}`))
 	if tok, _ = jws.CompactSerialize(); tok == "" {
-		t.Fatal("no HS256 token")
+		t.Fatal("no PS256 token")
 	}
 	if _, err := k.Verify(tok); err == nil {
-		t.Error("an HS256 token naming the ES256 key's kid verified")
+		t.Error("a PS256 token naming the RS256 key's kid verified")
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/hmac"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/twofold-id/twofold/seal"
 	"github.com/twofold-id/twofold/store"
@@ -96,10 +96,11 @@ func New(cfg Config, st Storage, keys *Keyring, sealer *seal.Sealer, interaction
 		SanitationWhiteList: []string{"redirect_uri"},
 		MinParameterEntropy: fosite.MinParameterEntropy,
 	}
+	signer := newJWTSigner(keys)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc),
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keys.PrivateKey, fc),
-		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keys.PrivateKey},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: fc},
+		Signer:                     signer,
 	}
 	// Clients are read on every token and introspection request; cache
 	// them briefly (ClientTTL).

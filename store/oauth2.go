@@ -272,11 +272,14 @@ func (db *DB) revokeByRequest(ctx context.Context, kind, requestID string) error
 }
 
 // RevokeUserTokens deletes every access and refresh token issued to the
-// user, for any client. An owner's reset and the end of all sessions use it;
-// tokens are opaque, so they stop working at once.
+// user, for any client, and every authorization code not yet redeemed
+// (with its PKCE and OpenID Connect records), so a code issued while an
+// owner's reset ran cannot be exchanged after it. An owner's reset and the
+// end of all sessions use it; tokens are opaque, so they stop working at
+// once. It returns how many rows went.
 func (db *DB) RevokeUserTokens(ctx context.Context, userID string) (int64, error) {
-	res, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE subject = $1 AND kind IN ($2, $3)`,
-		userID, kindAccess, kindRefresh)
+	res, err := db.exec(ctx, `DELETE FROM oauth2_sessions WHERE subject = $1 AND kind IN ($2, $3, $4, $5, $6)`,
+		userID, kindAccess, kindRefresh, kindCode, kindPKCE, kindOIDC)
 	if err != nil {
 		return 0, fmt.Errorf("revoke tokens of user %s: %w", userID, err)
 	}

@@ -160,6 +160,11 @@ func TestPasswordAloneGetsNothing(t *testing.T) {
 	if p := b.get(s.issuer + "/oauth2/auth?flow=" + flow); p.status != http.StatusBadRequest || p.location != "" {
 		t.Fatalf("a code with the password alone: %d %q", p.status, p.location)
 	}
+	// The dispatcher, which finishes flows itself, sends it to the second
+	// factor too.
+	if p := b.get(s.issuer + "/login/continue?flow=" + flow); p.location != "" || !strings.Contains(p.url.Path, "/login/2fa") {
+		t.Fatalf("the dispatcher with the password alone: %d %s %q", p.status, p.url, p.location)
+	}
 	ar := rp.authRequest(oauth2.SetAuthURLParam("prompt", "none"))
 	if q := rp.callback(b.get(ar.url), ar); q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none after the password alone: %v", q)

@@ -70,3 +70,30 @@ func TestES256Client(t *testing.T) {
 		t.Fatalf("default client's ID token is %s, want RS256", alg)
 	}
 }
+
+// TestIDTokenHints: an application's own ID token works as id_token_hint
+// (prompt=none) whichever algorithm signed it, and still after a rotation:
+// the authorization endpoint checks it, and the token endpoint checks it
+// again when it issues the next ID token.
+func TestIDTokenHints(t *testing.T) {
+	s := newTestServer(t, storetest.SQLite(), nil)
+	u := s.createUser("hints@example.com")
+	b := s.newBrowser()
+	for _, alg := range []string{store.AlgES256, store.AlgRS256} {
+		rp := s.newRP(store.Client{SkipConsent: true, RequirePKCE: true, IDTokenAlg: alg})
+		hint := rp.signIn(b, u).token.Extra("id_token").(string)
+		silent := func(when string) {
+			t.Helper()
+			ar := rp.authRequest(oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", hint))
+			in := rp.exchange(rp.code(b.get(ar.url), ar), ar)
+			if in.claims.Sub != u.ID || headerAlg(t, in.token.Extra("id_token").(string)) != alg {
+				t.Fatalf("%s, %s: silent sign-in gave %+v", alg, when, in.claims)
+			}
+		}
+		silent("with a fresh hint")
+		if _, err := s.srv.keys.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		silent("with a hint signed by the key before the rotation")
+	}
+}

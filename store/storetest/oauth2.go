@@ -160,10 +160,14 @@ func testRevokeUserTokens(t *testing.T, db *store.DB) {
 	must(t, db.CreateAccessTokenSession(ctx, "at-a", newRequest(c, "r1", "alice")), "access alice")
 	must(t, db.CreateRefreshTokenSession(ctx, "rt-a", "", newRequest(c, "r1", "alice")), "refresh alice")
 	must(t, db.CreateAccessTokenSession(ctx, "at-b", newRequest(c, "r2", "bob")), "access bob")
+	createCodeFamily(t, db, c, "alice-code", ctx) // a code of alice's, not yet redeemed
 	n, err := db.RevokeUserTokens(ctx, "alice")
 	must(t, err, "revoke alice")
-	if n != 2 {
-		t.Fatalf("revoked %d tokens, want 2", n)
+	if n != 5 {
+		t.Fatalf("revoked %d rows, want 5 (2 tokens, a code and its PKCE and OIDC records)", n)
+	}
+	if code, pkce, oidc := readFamily(t, db, ctx, "alice-code"); code || pkce || oidc {
+		t.Fatalf("alice's code outlived the revocation: code %v, pkce %v, oidc %v", code, pkce, oidc)
 	}
 	if _, err := db.GetAccessTokenSession(ctx, "at-b", newSession("")); err != nil {
 		t.Fatalf("bob's token was touched: %v", err)
