@@ -24,9 +24,9 @@ var _ interface {
 
 // Authorize implements provider.Interaction. It returns a finished flow
 // (not stored) and its user when the browser's session is good enough for
-// the request and the user's consent covers it; otherwise it stores a flow, shows the
-// sign-in form or sends the browser to the flow's next step, and returns
-// nil. With prompt=none it never shows a page: it returns login_required
+// the request and the user's consent covers it; otherwise it stores a
+// flow, shows the sign-in form or sends the browser to the flow's next
+// step, and returns nils. With prompt=none it never shows a page: it returns login_required
 // or consent_required instead.
 func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, *store.User, error) {
 	ctx := r.Context()

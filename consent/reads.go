@@ -46,30 +46,27 @@ func readsOf(ctx context.Context) *reads {
 	return newReads()
 }
 
+// readOnce returns seen[id], reading it with read and keeping it on first
+// use; errors are not kept.
+func readOnce[V any](ctx context.Context, seen map[string]V, id string, read func(context.Context, string) (V, error)) (V, error) {
+	if v, ok := seen[id]; ok {
+		return v, nil
+	}
+	v, err := read(ctx, id)
+	if err == nil {
+		seen[id] = v
+	}
+	return v, err
+}
+
 // user reads a user, once per request.
 func (h *Handler) user(ctx context.Context, id string) (store.User, error) {
-	rd := readsOf(ctx)
-	if u, ok := rd.users[id]; ok {
-		return u, nil
-	}
-	u, err := h.Store.GetUser(ctx, id)
-	if err == nil {
-		rd.users[id] = u
-	}
-	return u, err
+	return readOnce(ctx, readsOf(ctx).users, id, h.Store.GetUser)
 }
 
 // factors reads a user's second factors at a glance, once per request.
 func (h *Handler) factors(ctx context.Context, userID string) (store.FactorSummary, error) {
-	rd := readsOf(ctx)
-	if fs, ok := rd.factors[userID]; ok {
-		return fs, nil
-	}
-	fs, err := h.Factors.Summary(ctx, userID)
-	if err == nil {
-		rd.factors[userID] = fs
-	}
-	return fs, err
+	return readOnce(ctx, readsOf(ctx).factors, userID, h.Factors.Summary)
 }
 
 // isEnrolled reports whether a user has a second factor.

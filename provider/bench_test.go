@@ -21,7 +21,7 @@ func BenchmarkSignIDToken(b *testing.B) {
 	}
 	signer := &jwt.DefaultSigner{GetPrivateKey: k.PrivateKey}
 	claims := jwt.MapClaims{"sub": "u", "iss": "https://id.example.com", "aud": []string{"rp"}, "exp": time.Now().Add(time.Hour).Unix()}
-	for _, alg := range signingAlgs {
+	for _, alg := range SigningAlgs {
 		b.Run(alg, func(b *testing.B) {
 			ctx := WithSigningAlg(context.Background(), alg)
 			b.ReportAllocs()

@@ -24,7 +24,7 @@ func discoveryDocument(issuer *url.URL) ([]byte, error) {
 		"response_modes_supported":              []string{"query"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": signingAlgs,
+		"id_token_signing_alg_values_supported": SigningAlgs,
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
 			"email", "email_verified", "name"},

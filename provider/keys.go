@@ -59,14 +59,14 @@ type Keyring struct {
 	jwks   []byte
 }
 
-// signingAlgs are the algorithms the keyring keeps a key for; the first is
-// the default.
-var signingAlgs = []string{store.AlgRS256, store.AlgES256}
+// SigningAlgs are the ID token algorithms a client may register, and the
+// keyring keeps a key for each; the first is the default.
+var SigningAlgs = []string{store.AlgRS256, store.AlgES256}
 
 // Load reads the keys, generating the first key of an algorithm when there
 // is none (a new installation, or ES256 after an upgrade).
 func (k *Keyring) Load(ctx context.Context) error {
-	for _, alg := range signingAlgs {
+	for _, alg := range SigningAlgs {
 		if _, err := k.Store.ActiveSigningKeyID(ctx, alg); errors.Is(err, store.ErrNotFound) {
 			if _, err := k.create(ctx, alg); err != nil && !errors.Is(err, store.ErrConflict) {
 				// ErrConflict: another instance created it at the same time.
@@ -84,7 +84,7 @@ func (k *Keyring) Load(ctx context.Context) error {
 // algorithm.
 func (k *Keyring) Rotate(ctx context.Context) (map[string]string, error) {
 	kids := map[string]string{}
-	for _, alg := range signingAlgs {
+	for _, alg := range SigningAlgs {
 		kid, err := k.create(ctx, alg)
 		if err != nil {
 			// The keys rotated so far are active in the store: sign with
@@ -135,7 +135,7 @@ func (k *Keyring) create(ctx context.Context, alg string) (string, error) {
 // it periodically, so every instance signs with the active keys within one
 // period of a rotation.
 func (k *Keyring) Refresh(ctx context.Context) error {
-	for _, alg := range signingAlgs {
+	for _, alg := range SigningAlgs {
 		kid, err := k.Store.ActiveSigningKeyID(ctx, alg)
 		if err != nil {
 			return err
@@ -180,7 +180,7 @@ func (k *Keyring) reload(ctx context.Context) error {
 		}
 		public = append(public, jose.JSONWebKey{Key: priv.Public(), KeyID: row.KID, Algorithm: row.Alg, Use: "sig"})
 	}
-	for _, alg := range signingAlgs {
+	for _, alg := range SigningAlgs {
 		if active[alg] == nil {
 			return fmt.Errorf("no active %s signing key", alg)
 		}
@@ -234,17 +234,17 @@ func (k *Keyring) PrivateKey(ctx context.Context) (any, error) {
 	alg, _ := ctx.Value(signingAlgKey{}).(string)
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if key := k.active[cmp.Or(alg, signingAlgs[0])]; key != nil {
+	if key := k.active[cmp.Or(alg, SigningAlgs[0])]; key != nil {
 		return key, nil
 	}
-	return nil, fmt.Errorf("no %s signing key loaded", cmp.Or(alg, signingAlgs[0]))
+	return nil, fmt.Errorf("no %s signing key loaded", cmp.Or(alg, SigningAlgs[0]))
 }
 
 // ActiveKID returns the kid of the active key of alg ("": RS256).
 func (k *Keyring) ActiveKID(alg string) string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if key := k.active[cmp.Or(alg, signingAlgs[0])]; key != nil {
+	if key := k.active[cmp.Or(alg, SigningAlgs[0])]; key != nil {
 		return key.KeyID
 	}
 	return ""

@@ -64,7 +64,7 @@ func TestKeyRotation(t *testing.T) {
 		if err := other.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for _, alg := range signingAlgs {
+		for _, alg := range SigningAlgs {
 			if a.ActiveKID(alg) == "" || other.ActiveKID(alg) != a.ActiveKID(alg) {
 				t.Fatalf("instances disagree on the first %s key: %q vs %q", alg, a.ActiveKID(alg), other.ActiveKID(alg))
 			}

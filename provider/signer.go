@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"strings"
 
 	"github.com/ory/fosite/token/jwt"
 )
@@ -38,5 +37,5 @@ func (s *jwtSigner) Validate(ctx context.Context, token string) (string, error) 
 	if _, err := s.Decode(ctx, token); err != nil {
 		return "", err
 	}
-	return token[strings.LastIndexByte(token, '.')+1:], nil
+	return s.GetSignature(ctx, token)
 }

@@ -76,7 +76,7 @@ func checkClient(c store.Client, noPKCE bool) error {
 	if c.Public && noPKCE {
 		p = append(p, errors.New("--no-pkce is not allowed for public clients"))
 	}
-	if c.IDTokenAlg != store.AlgRS256 && c.IDTokenAlg != store.AlgES256 {
+	if !slices.Contains(provider.SigningAlgs, c.IDTokenAlg) {
 		p = append(p, fmt.Errorf("--id-token-alg %q: want RS256 or ES256", c.IDTokenAlg))
 	}
 	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {

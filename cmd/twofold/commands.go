@@ -153,7 +153,7 @@ func cmdKeysRotate(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		previous := map[string]string{}
-		for _, alg := range []string{store.AlgRS256, store.AlgES256} {
+		for _, alg := range provider.SigningAlgs {
 			previous[alg] = keys.ActiveKID(alg)
 		}
 		kids, err := keys.Rotate(ctx)
