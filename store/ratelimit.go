@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -14,15 +15,22 @@ import (
 // caller calls ResetRateLimit when the attempt succeeds. It returns
 // ErrThrottled, changing nothing, while the key is blocked.
 //
-// Counters shared by several instances stay exact. The common case costs
-// two statements and no transaction: read the key's row, then write the
-// next state only if the row is still what was read (compare-and-swap; a
-// missing row is inserted only if nobody else inserted it). A writer that
-// loses the race reads again, so every attempt is counted once and none is
-// decided on a stale count. After rateLimitCASTries lost races in a row
-// (a burst on one key), it falls back to a transaction that locks the row.
+// Counters shared by several instances stay exact. The common case, an
+// attempt that is still free (no delay before it, none after it), is one
+// upsert (rateLimitFree). Otherwise it costs two statements and no
+// transaction: read the key's row, then write the next state only if the
+// row is still what was read (compare-and-swap; a missing row is inserted
+// only if nobody else inserted it). A writer that loses the race reads
+// again, so every attempt is counted once and none is decided on a stale
+// count. After rateLimitCASTries lost races in a row (a burst on one
+// key), it falls back to a transaction that locks the row.
 func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
 	now = utc(now)
+	if rateLimitFastPath {
+		if done, err := db.rateLimitFree(ctx, key, b, now); err != nil || done {
+			return err
+		}
+	}
 	for range rateLimitCASTries {
 		cur, found, err := db.rateLimitRow(ctx, key, "")
 		if err != nil {
@@ -56,6 +64,50 @@ func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now t
 // rateLimitCASTries is how many lost races RateLimitAttempt takes before it
 // locks the row instead. A variable so tests can force the locked path.
 var rateLimitCASTries = 4
+
+// rateLimitFastPath says whether RateLimitAttempt tries rateLimitFree
+// first. A variable so tests can run the other paths on free attempts.
+var rateLimitFastPath = true
+
+// rateLimitFree counts an attempt in one statement when it is free: the
+// key is neither locked out nor blocked, and the attempt's number (after
+// forgetting a quiet key) is within b.Free, so it sets no delay. That is
+// limitState.attempt restricted to the case where it needs no arithmetic
+// on durations, written as conditions the database checks atomically on
+// the row's current version (PostgreSQL's ON CONFLICT DO UPDATE locks the
+// row and re-checks WHERE on the newest version; SQLite writes one at a
+// time). It reports false, changing nothing, when the attempt is not
+// free; the caller then decides it on the row it reads.
+func (db *DB) rateLimitFree(ctx context.Context, key string, b Backoff, now time.Time) (bool, error) {
+	if b.Free < 1 {
+		return false, nil
+	}
+	lockout := math.MaxInt32
+	if b.Lockout > 0 {
+		lockout = b.Lockout
+	}
+	// A zero Forget never forgets: no stored time is before the epoch.
+	forgetBefore := utc(time.Unix(0, 0))
+	if b.Forget > 0 {
+		forgetBefore = now.Add(-b.Forget)
+	}
+	res, err := db.exec(ctx, `INSERT INTO rate_limits (key, failures, last_failure_at, blocked_until) VALUES ($1, 1, $2, $2)
+		ON CONFLICT (key) DO UPDATE SET
+			failures = CASE WHEN rate_limits.last_failure_at < $3 THEN 1 ELSE rate_limits.failures + 1 END,
+			last_failure_at = $2, blocked_until = $2
+		WHERE rate_limits.failures < $4
+			AND NOT (rate_limits.blocked_until > rate_limits.last_failure_at AND $2 < rate_limits.blocked_until)
+			AND (rate_limits.last_failure_at < $3 OR rate_limits.failures + 1 <= $5)`,
+		key, now, forgetBefore, lockout, b.Free)
+	if err != nil {
+		return false, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return n == 1, nil
+}
 
 // rateLimitLocked is RateLimitAttempt in one transaction that locks the
 // key's row (PostgreSQL) or the database (SQLite's immediate transactions).

@@ -30,6 +30,15 @@ func TestRateLimitLockedFallback(t *testing.T) {
 	})
 }
 
+// TestRateLimitReadPath runs the rate-limit tests with free attempts too
+// decided on the row read, as attempts that set a delay always are.
+func TestRateLimitReadPath(t *testing.T) {
+	store.ForceReadRateLimits(t)
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		storetest.RunRateLimits(t, b.Open)
+	})
+}
+
 func TestBackoffDelay(t *testing.T) {
 	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute}
 	for failures, want := range map[int]time.Duration{0: 0, 3: 0, 4: 30 * time.Second, 5: time.Minute, 6: 2 * time.Minute, 7: 4 * time.Minute, 50: 4 * time.Minute} {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -50,6 +51,17 @@ func testRateLimit(t *testing.T, db *store.DB) {
 	if n, _ := db.RateLimitFailures(ctx, "k"); n != 0 {
 		t.Fatalf("failures after reset = %d", n)
 	}
+	// Refunds that bring a blocked key back under its free attempts do not
+	// lift the block: only time does.
+	for i := range 4 {
+		must(t, db.RateLimitAttempt(ctx, "refunded", testBackoff, t0), "attempt %d", i+1)
+	}
+	must(t, db.RefundRateLimit(ctx, "refunded"), "refund")
+	must(t, db.RefundRateLimit(ctx, "refunded"), "refund")
+	if err := db.RateLimitAttempt(ctx, "refunded", testBackoff, t0.Add(time.Second)); !errors.Is(err, store.ErrThrottled) {
+		t.Fatalf("attempt while blocked after refunds: %v, want ErrThrottled", err)
+	}
+	must(t, db.RateLimitAttempt(ctx, "refunded", testBackoff, t0.Add(30*time.Second)), "attempt after the delay")
 	// A key quiet for longer than Forget starts over.
 	for range 5 {
 		_ = db.RateLimitAttempt(ctx, "old", testBackoff, t0)
@@ -95,3 +107,76 @@ func testRateLimitConcurrentKeys(t *testing.T, db *store.DB) {
 		}
 	}
 }
+
+// limitModel is the rate-limit schedule written out independently of the
+// store, the oracle testRateLimitModel checks the store against.
+type limitModel struct {
+	failures      int
+	last, blocked time.Time
+	exists        bool
+}
+
+func (m *limitModel) attempt(b store.Backoff, now time.Time) bool {
+	switch {
+	case b.Lockout > 0 && m.failures >= b.Lockout:
+		return false
+	case m.blocked.After(m.last) && now.Before(m.blocked):
+		return false
+	case b.Forget > 0 && now.Sub(m.last) > b.Forget:
+		m.failures = 0
+	}
+	m.failures++
+	m.last, m.blocked, m.exists = now, now.Add(b.Delay(m.failures)), true
+	return true
+}
+
+// testRateLimitModel replays a long pseudo-random history of attempts,
+// resets and refunds (clock steps from a slight skew backwards to over a
+// day) against the store and the model, and requires the same decision
+// and count after every step. It covers every path RateLimitAttempt
+// takes: the one-statement free attempt, the read-then-write, the lock.
+func testRateLimitModel(t *testing.T, db *store.DB) {
+	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute, Forget: time.Hour, Lockout: 12}
+	rnd := rand.New(rand.NewPCG(7, 11))
+	steps := []time.Duration{-time.Millisecond, 0, time.Second, 29 * time.Second, 31 * time.Second, 2 * time.Minute, 5 * time.Minute, 61 * time.Minute, 25 * time.Hour}
+	var m limitModel
+	now := t0
+	for i := range 400 {
+		now = now.Add(steps[rnd.IntN(len(steps))])
+		var op string
+		// Refunds are frequent enough that a key comes back under its free
+		// attempts while still blocked.
+		switch r := rnd.IntN(20); {
+		case r == 0:
+			op = "reset"
+			must(t, db.ResetRateLimit(ctx, "model"), "step %d: reset", i)
+			if m.exists {
+				m.failures, m.blocked = 0, m.last
+			}
+		case r <= 3:
+			op = "refund"
+			must(t, db.RefundRateLimit(ctx, "model"), "step %d: refund", i)
+			if m.failures > 0 {
+				m.failures--
+			}
+		default:
+			op = "attempt"
+			want := m.attempt(b, utcMicro(now))
+			err := db.RateLimitAttempt(ctx, "model", b, now)
+			if err != nil && !errors.Is(err, store.ErrThrottled) {
+				t.Fatalf("step %d: attempt: %v", i, err)
+			}
+			if got := err == nil; got != want {
+				t.Fatalf("step %d (failures %d before): attempt allowed = %v, model says %v", i, m.failures, got, want)
+			}
+		}
+		n, err := db.RateLimitFailures(ctx, "model")
+		must(t, err, "step %d: failures", i)
+		if n != m.failures {
+			t.Fatalf("step %d, after %s: store counts %d failures, model %d", i, op, n, m.failures)
+		}
+	}
+}
+
+// utcMicro is a time as the store keeps it.
+func utcMicro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"RateLimitLockout", testRateLimitLockout},
 		{"RateLimitConcurrent", testRateLimitConcurrent},
 		{"RateLimitConcurrentKeys", testRateLimitConcurrentKeys},
+		{"RateLimitModel", testRateLimitModel},
 		{"Outbox", testOutbox},
 		{"OutboxOrder", testOutboxOrder},
 		{"OutboxLeaseExpiry", testOutboxLeaseExpiry},
@@ -71,11 +72,11 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 }
 
 // RunRateLimits runs the rate-limit tests alone, for a store made to take
-// another path through them (store's locked fallback).
+// another path through them (store's read-then-write or locked paths).
 func RunRateLimits(t *testing.T, open func(t testing.TB) *store.DB) {
 	for name, fn := range map[string]func(*testing.T, *store.DB){
 		"RateLimit": testRateLimit, "RateLimitLockout": testRateLimitLockout,
-		"RateLimitConcurrent": testRateLimitConcurrent, "RateLimitConcurrentKeys": testRateLimitConcurrentKeys,
+		"RateLimitConcurrent": testRateLimitConcurrent, "RateLimitConcurrentKeys": testRateLimitConcurrentKeys, "RateLimitModel": testRateLimitModel,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
