@@ -60,6 +60,12 @@ func New(params Params, workers int) *Hasher {
 	return h
 }
 
+// MaxMemory is the most memory the pool's hashes hold at once: one
+// argon2id work area per worker.
+func (h *Hasher) MaxMemory() uint64 {
+	return uint64(cap(h.slots)) * uint64(h.params.Memory) << 10
+}
+
 // Params returns the parameters new hashes use.
 func (h *Hasher) Params() Params { return h.params }
 

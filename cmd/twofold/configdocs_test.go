@@ -44,6 +44,16 @@ func configReference() []byte {
 		fmt.Fprintf(&b, "%s: %s\n", f.Tag.Get("yaml"), quoteYAML(def))
 	})
 	b.WriteString("```\n")
+	fmt.Fprintf(&b, `
+## Go runtime
+
+Two variables of Go's own are read too. `+"`GOGC`"+` and `+"`GOMEMLIMIT`"+` tune the
+garbage collector; when neither is set, `+"`twofold serve`"+` sets `+"`GOGC=%d`"+` and
+a soft limit of %d MiB plus the password pool's argon2id memory (19 MiB per
+core at the default parameters), because every password hash allocates its
+work area afresh (see the [operator guide](operator.md#at-larger-scale)).
+Setting either one leaves both to you.
+`, memoryGCPercent, memoryBase>>20)
 	return b.Bytes()
 }
 

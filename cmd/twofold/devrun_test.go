@@ -245,6 +245,11 @@ func TestDevServer(t *testing.T) {
 	if creds.ownerEmail != "owner@example.com" || creds.clientID != "demo" || !strings.Contains(first.stdout.String(), issuer+"/demo") {
 		t.Fatalf("start-up banner:\n%s", first.stdout)
 	}
+	// The process sizes its garbage collector for password hashing unless
+	// the environment chose (memory.go); tests that serve in-process never do.
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" && !strings.Contains(first.stderr.String(), "garbage collector sized for password hashing") {
+		t.Errorf("no collector plan in the log:\n%s", first.stderr)
+	}
 
 	// The demo relying party walks the code flow through the network and
 	// verifies the ID token with go-oidc; the browser only follows it.

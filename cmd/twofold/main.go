@@ -25,6 +25,11 @@ import (
 	"syscall"
 )
 
+// ownsRuntime is true in the twofold process and false in tests, which
+// run commands in-process: serve then leaves the test binary's garbage
+// collector alone (memory.go).
+var ownsRuntime bool
+
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
@@ -52,6 +57,7 @@ Every command takes --config FILE; settings also come from TWOFOLD_* variables
 var errUsage = errors.New("usage")
 
 func main() {
+	ownsRuntime = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()

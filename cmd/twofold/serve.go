@@ -27,6 +27,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	applyMemoryPlan(a.log, e.getenv, srv.passwords.MaxMemory())
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return err
