@@ -22,7 +22,10 @@ import (
 // Store is what the browser flow needs of the store.
 type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
-	GetUserByEmail(ctx context.Context, email string) (store.User, error)
+	// GetUserWithFactors and GetUserWithFactorsByEmail read a user and
+	// their second factors at a glance in one query.
+	GetUserWithFactors(ctx context.Context, id string) (store.User, store.FactorSummary, error)
+	GetUserWithFactorsByEmail(ctx context.Context, email string) (store.User, store.FactorSummary, error)
 	RecordLogin(ctx context.Context, id string, at time.Time) error
 	CreateLoginFlow(ctx context.Context, f store.LoginFlow) error
 	GetLoginFlow(ctx context.Context, id string, now time.Time) (store.LoginFlow, error)
@@ -31,8 +34,7 @@ type Store interface {
 	GetConsentGrant(ctx context.Context, userID, clientID string) (store.ConsentGrant, error)
 	PutConsentGrant(ctx context.Context, g store.ConsentGrant) error
 	RateLimitAttempt(ctx context.Context, key string, b store.Backoff, now time.Time) error
-	RefundRateLimit(ctx context.Context, key string) error
-	ResetRateLimit(ctx context.Context, key string) error
+	SettleRateLimits(ctx context.Context, reset, refund string) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 	CountFlowMFAFailure(ctx context.Context, flowID string, limit int, now time.Time) error
 	ListUserOrganizations(ctx context.Context, userID string) ([]store.OrgMembership, error)

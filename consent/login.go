@@ -117,7 +117,7 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	user, err := h.Store.GetUserByEmail(ctx, email)
+	user, factors, err := h.Store.GetUserWithFactorsByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.internalError(w, r, err)
 		return
@@ -133,10 +133,10 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		h.loginAgain(w, r, http.StatusUnauthorized, f, email, msgBadCredentials)
 		return
 	}
-	if err := errors.Join(h.Store.ResetRateLimit(ctx, acctKey), h.Store.RefundRateLimit(ctx, addrKey)); err != nil {
+	if err := h.Store.SettleRateLimits(ctx, acctKey, addrKey); err != nil {
 		web.Logger(ctx).Error("reset password throttle", "err", err)
 	}
-	rememberUser(ctx, user)
+	rememberUser(ctx, user, factors)
 	h.passwordVerified(w, r, f, user)
 }
 

@@ -61,7 +61,16 @@ func readOnce[V any](ctx context.Context, seen map[string]V, id string, read fun
 
 // user reads a user, once per request.
 func (h *Handler) user(ctx context.Context, id string) (store.User, error) {
-	return readOnce(ctx, readsOf(ctx).users, id, h.Store.GetUser)
+	rd := readsOf(ctx)
+	return readOnce(ctx, rd.users, id, func(ctx context.Context, id string) (store.User, error) {
+		// The user comes with their factors in one query: every step that
+		// reads the one goes on to need the other.
+		u, fs, err := h.Store.GetUserWithFactors(ctx, id)
+		if err == nil {
+			rd.factors[id] = fs
+		}
+		return u, err
+	})
 }
 
 // factors reads a user's second factors at a glance, once per request.
@@ -75,8 +84,12 @@ func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
 	return fs.Enrolled(), err
 }
 
-// rememberUser notes a user read some other way (by email, at sign-in).
-func rememberUser(ctx context.Context, u store.User) { readsOf(ctx).users[u.ID] = u }
+// rememberUser notes a user and their factors read some other way (by
+// email, at sign-in).
+func rememberUser(ctx context.Context, u store.User, fs store.FactorSummary) {
+	rd := readsOf(ctx)
+	rd.users[u.ID], rd.factors[u.ID] = u, fs
+}
 
 // forgetUser drops what the request read about a user whose factors or
 // state it has just changed.

@@ -9,18 +9,19 @@ import (
 	"github.com/twofold-id/twofold/store"
 )
 
-// countingStore counts user reads; the rest of Store is not used here.
+// countingStore counts reads of a user (with their factors); the rest of
+// Store is not used here.
 type countingStore struct {
 	Store
 	userReads int
 }
 
-func (s *countingStore) GetUser(_ context.Context, id string) (store.User, error) {
+func (s *countingStore) GetUserWithFactors(_ context.Context, id string) (store.User, store.FactorSummary, error) {
 	s.userReads++
-	return store.User{ID: id, Email: id + "@example.com"}, nil
+	return store.User{ID: id, Email: id + "@example.com"}, store.FactorSummary{TOTP: true}, nil
 }
 
-// countingFactors counts second-factor lookups.
+// countingFactors counts second-factor lookups on their own.
 type countingFactors struct {
 	SecondFactor
 	lookups int
@@ -32,8 +33,9 @@ func (f *countingFactors) Summary(context.Context, string) (store.FactorSummary,
 }
 
 // TestReadsOncePerRequest: within one request on the consent routes a user
-// and their second factor are read once; forgetUser sends the next read to
-// the store; a new request, or a call outside the routes, reads afresh.
+// and their second factors are read once, together; forgetUser sends the
+// next read to the store; a new request, or a call outside the routes,
+// reads afresh. Factors asked for before their user are looked up alone.
 func TestReadsOncePerRequest(t *testing.T) {
 	st, factors := &countingStore{}, &countingFactors{}
 	h := &Handler{Store: st, Factors: factors}
@@ -54,25 +56,35 @@ func TestReadsOncePerRequest(t *testing.T) {
 	want := func(users, lookups int) {
 		t.Helper()
 		if st.userReads != users || factors.lookups != lookups {
-			t.Fatalf("store read users %d and factors %d times, want %d and %d", st.userReads, factors.lookups, users, lookups)
+			t.Fatalf("store read users %d and factors alone %d times, want %d and %d", st.userReads, factors.lookups, users, lookups)
 		}
 	}
 
 	request(readTwice)
-	want(1, 1)
+	want(1, 0)
 	request(func(ctx context.Context) {
 		readTwice(ctx)
 		forgetUser(ctx, "ada")
 		readTwice(ctx)
 	})
-	want(3, 3)
+	want(3, 0)
 	request(func(ctx context.Context) {
-		rememberUser(ctx, store.User{ID: "ada"})
+		rememberUser(ctx, store.User{ID: "ada"}, store.FactorSummary{Keys: 1})
 		if _, err := h.user(ctx, "ada"); err != nil {
 			t.Fatal(err)
 		}
+		if e, err := h.isEnrolled(ctx, "ada"); err != nil || !e {
+			t.Fatalf("enrolled after rememberUser = %v, %v", e, err)
+		}
 	})
-	want(3, 3)
+	want(3, 0)
+	request(func(ctx context.Context) {
+		if e, err := h.isEnrolled(ctx, "ada"); err != nil || !e {
+			t.Fatalf("enrolled = %v, %v", e, err)
+		}
+		readTwice(ctx)
+	})
+	want(4, 1)
 	readTwice(context.Background()) // outside the routes: nothing kept
-	want(5, 5)
+	want(6, 3)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -192,17 +193,53 @@ func (db *DB) GetFactorSummary(ctx context.Context, userID string) (FactorSummar
 	var since sql.NullTime
 	// The TOTP column comes from a join, not a subquery, so that SQLite
 	// knows it is a timestamp and reads it back as one.
-	err := db.q(ctx).QueryRowContext(ctx, `SELECT t.created_at,
-		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1),
-		(SELECT COUNT(*) FROM backup_codes WHERE user_id = $1 AND used_at IS NULL),
-		EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
-			WHERE m.user_id = $1 AND o.require_2fa)
+	err := db.q(ctx).QueryRowContext(ctx, `SELECT `+factorColumns+`
 		FROM (SELECT CAST($1 AS TEXT) AS id) u LEFT JOIN totp_credentials t ON t.user_id = u.id`, userID).Scan(&since, &fs.Keys, &fs.BackupCodes, &fs.Required)
 	if err != nil {
 		return fs, fmt.Errorf("second factors of %s: %w", userID, err)
 	}
 	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
 	return fs, nil
+}
+
+// factorColumns are FactorSummary's columns for the user u, whose TOTP
+// credential t is LEFT JOINed.
+const factorColumns = `t.created_at,
+	(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.user_id = u.id),
+	(SELECT COUNT(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL),
+	EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
+		WHERE m.user_id = u.id AND o.require_2fa)`
+
+// userFactorsQuery reads a user and their FactorSummary in one statement;
+// a WHERE condition on u completes it.
+var userFactorsQuery = `SELECT u.` + strings.ReplaceAll(userColumns, ", ", ", u.") + `, ` + factorColumns + `
+	FROM users u LEFT JOIN totp_credentials t ON t.user_id = u.id WHERE `
+
+// GetUserWithFactors returns the user with id and their second factors at
+// a glance (GetFactorSummary) in one query: each sign-in step needs both.
+func (db *DB) GetUserWithFactors(ctx context.Context, id string) (User, FactorSummary, error) {
+	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery+`u.id = $1`, id))
+	if err != nil {
+		return User{}, FactorSummary{}, fmt.Errorf("get user %s: %w", id, notFound(err))
+	}
+	return u, fs, nil
+}
+
+// GetUserWithFactorsByEmail is GetUserWithFactors by email (any case).
+func (db *DB) GetUserWithFactorsByEmail(ctx context.Context, email string) (User, FactorSummary, error) {
+	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery+`u.email = $1`, NormalizeEmail(email)))
+	if err != nil {
+		return User{}, FactorSummary{}, fmt.Errorf("get user by email: %w", notFound(err))
+	}
+	return u, fs, nil
+}
+
+func scanUserFactors(row *sql.Row) (User, FactorSummary, error) {
+	var fs FactorSummary
+	var since sql.NullTime
+	u, err := scanUser(row, &since, &fs.Keys, &fs.BackupCodes, &fs.Required)
+	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
+	return u, fs, err
 }
 
 // UserRequires2FA reports whether any organization the user belongs to

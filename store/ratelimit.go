@@ -195,6 +195,21 @@ func (db *DB) RefundRateLimit(ctx context.Context, key string) error {
 	return nil
 }
 
+// SettleRateLimits closes a successful attempt counted up front on two
+// keys, in one statement: reset's failures are forgotten as ResetRateLimit
+// does, and one attempt of refund is taken back as RefundRateLimit does.
+// (The password step: the account's count starts over, the address's
+// count keeps its other failures.)
+func (db *DB) SettleRateLimits(ctx context.Context, reset, refund string) error {
+	if _, err := db.exec(ctx, `UPDATE rate_limits SET
+			failures = CASE WHEN key = $1 THEN 0 ELSE failures - 1 END,
+			blocked_until = CASE WHEN key = $1 THEN last_failure_at ELSE blocked_until END
+		WHERE key = $1 OR (key = $2 AND failures > 0)`, reset, refund); err != nil {
+		return fmt.Errorf("settle rate limits %s, %s: %w", reset, refund, err)
+	}
+	return nil
+}
+
 // ResetRateLimit forgets key's failures, after a successful attempt. It
 // zeroes the row rather than deleting it: RateLimitAttempt makes sure the
 // row exists and then locks it, and a delete between the two (a success

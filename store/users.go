@@ -10,10 +10,11 @@ import (
 
 const userColumns = `id, email, email_verified, name, password_hash, mfa_state, created_at, last_login_at`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+// scanUser scans userColumns, then the extra columns a query adds after them.
+func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var u User
 	var lastLogin sql.NullTime
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &u.MFAState, &u.CreatedAt, &lastLogin)
+	err := row.Scan(append([]any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &u.MFAState, &u.CreatedAt, &lastLogin}, extra...)...)
 	u.LastLoginAt = lastLogin.Time
 	return u, err
 }

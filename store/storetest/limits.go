@@ -51,6 +51,18 @@ func testRateLimit(t *testing.T, db *store.DB) {
 	if n, _ := db.RateLimitFailures(ctx, "k"); n != 0 {
 		t.Fatalf("failures after reset = %d", n)
 	}
+	// Settling a success resets one key and refunds the other, leaving a
+	// third alone.
+	for _, k := range []string{"settle-reset", "settle-reset", "settle-refund", "settle-refund", "settle-other"} {
+		must(t, db.RateLimitAttempt(ctx, k, testBackoff, t0), "attempt on %s", k)
+	}
+	must(t, db.SettleRateLimits(ctx, "settle-reset", "settle-refund"), "settle")
+	must(t, db.SettleRateLimits(ctx, "settle-missing", "settle-missing-too"), "settle keys without rows")
+	for k, want := range map[string]int{"settle-reset": 0, "settle-refund": 1, "settle-other": 1, "settle-missing": 0} {
+		if n, err := db.RateLimitFailures(ctx, k); err != nil || n != want {
+			t.Fatalf("after settling, %s counts %d failures (%v), want %d", k, n, err, want)
+		}
+	}
 	// Refunds that bring a blocked key back under its free attempts do not
 	// lift the block: only time does.
 	for i := range 4 {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,10 +169,28 @@ func testRateLimitLockout(t *testing.T, db *store.DB) {
 func testFactorSummary(t *testing.T, db *store.DB) {
 	u := newUser(t, db, "summary@example.com")
 	other := newUser(t, db, "summary-other@example.com")
+	// summary reads u's factors, and checks that the reads of the user
+	// with their factors (by id, by email in any case) agree with it.
 	summary := func() store.FactorSummary {
 		t.Helper()
 		fs, err := db.GetFactorSummary(ctx, u.ID)
 		must(t, err, "summary")
+		user, err := db.GetUser(ctx, u.ID)
+		must(t, err, "user")
+		byID, fsByID, err := db.GetUserWithFactors(ctx, u.ID)
+		must(t, err, "user with factors")
+		byEmail, fsByEmail, err := db.GetUserWithFactorsByEmail(ctx, strings.ToUpper(u.Email))
+		must(t, err, "user with factors by email")
+		for _, got := range []struct {
+			u  store.User
+			fs store.FactorSummary
+		}{{byID, fsByID}, {byEmail, fsByEmail}} {
+			if got.u.ID != user.ID || got.u.Email != user.Email || got.u.PasswordHash != user.PasswordHash || got.u.MFAState != user.MFAState ||
+				!got.u.CreatedAt.Equal(user.CreatedAt) || got.fs.TOTP != fs.TOTP || !got.fs.TOTPSince.Equal(fs.TOTPSince) ||
+				got.fs.Keys != fs.Keys || got.fs.BackupCodes != fs.BackupCodes || got.fs.Required != fs.Required {
+				t.Fatalf("user with factors = %+v %+v, want %+v %+v", got.u, got.fs, user, fs)
+			}
+		}
 		return fs
 	}
 	if fs := summary(); fs != (store.FactorSummary{}) {
@@ -209,5 +228,11 @@ func testFactorSummary(t *testing.T, db *store.DB) {
 	}
 	if (store.FactorSummary{BackupCodes: 3}).Enrolled() {
 		t.Fatal("backup codes alone count as a second factor")
+	}
+	if _, _, err := db.GetUserWithFactors(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("user with factors of nobody: %v, want ErrNotFound", err)
+	}
+	if _, _, err := db.GetUserWithFactorsByEmail(ctx, "nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("user with factors by unknown email: %v, want ErrNotFound", err)
 	}
 }
