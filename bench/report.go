@@ -232,6 +232,12 @@ sign-in scenarios, just before and just after each level, since other
 work on the machine moves it (argon2id is bound by memory bandwidth,
 which the machine's neighbours share): each level is compared with the
 mean of the two.
+
+twofold runs as it would in service: without GOGC or GOMEMLIMIT in the
+environment it sizes its garbage collector for password hashing (GOGC=200
+and a soft limit of 96 MiB plus 19 MiB per core; see the operator guide).
+Set either variable when running the bench and twofold follows it (the
+harness passes its environment on), to compare.
 `
 
 // cpuBreakdown says where a sign-in's CPU went at level l, next to one

@@ -16,18 +16,22 @@ import (
 // fault them in again for the next hash. Measured on 2 cores with
 // PostgreSQL (make bench, sign-in with password + TOTP at 8 and 32
 // clients): twofold spent 34.5 ms of CPU per sign-in with the default and
-// 29.9-31.4 ms with the plan below, next to a ~29 ms hash.
+// 29.9-31.4 ms with GOGC=200, next to a ~29 ms hash.
 //
 // Unless the operator chose for themselves (GOGC or GOMEMLIMIT in the
 // environment), serve therefore collects at 200% growth and sets a soft
 // memory limit of memoryBase plus the pool's work areas. The pool bounds
 // the work areas and the limit bounds the rest, so memory stays bounded
-// under any number of concurrent sign-ins: peak RSS 172 MiB at 32 clients
-// on 2 cores. Going over the limit is not an error: the collector works
-// harder (at most half the CPU) rather than failing requests.
+// under any number of concurrent sign-ins: on 2 cores (a 134 MiB limit)
+// the sign-in scenario peaked at 167 MiB RSS at 32 clients, at the same
+// CPU per sign-in as with no limit. (A 150 MiB limit peaked at 190 MiB.
+// A limit that binds at 8 clients, 140-150 MiB with GOGC=300, loses the
+// gain: the runtime then returns pages to stay under it.) Going over the
+// limit is not an error: the collector works harder (at most half the
+// CPU) rather than failing requests.
 const (
 	memoryGCPercent = 200
-	memoryBase      = 112 << 20
+	memoryBase      = 96 << 20
 )
 
 // memoryPlan is the collector's configuration serve applies.

@@ -17,7 +17,7 @@ func TestPlanMemory(t *testing.T) {
 	if !ok {
 		t.Fatal("no plan without GOGC or GOMEMLIMIT")
 	}
-	if want := int64(112+2*19) << 20; p.Limit != want || p.GCPercent != 200 {
+	if want := int64(96+2*19) << 20; p.Limit != want || p.GCPercent != 200 {
 		t.Fatalf("plan = %+v, want GOGC 200 and a %d MiB limit", p, want>>20)
 	}
 	for _, kv := range []map[string]string{{"GOGC": "100"}, {"GOMEMLIMIT": "1GiB"}, {"GOGC": "off", "GOMEMLIMIT": "512MiB"}} {
