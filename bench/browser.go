@@ -132,10 +132,9 @@ func (b *browser) login(ctx context.Context, p page, email, pw string) (page, er
 	return b.post(ctx, "/login", form)
 }
 
-// secondFactor submits code on p, which must be the second-factor form
-// (shown in the answer to the sign-in form, or at /login/2fa).
+// secondFactor submits code on p, which must be the second-factor page.
 func (b *browser) secondFactor(ctx context.Context, p page, code string) (page, error) {
-	if !strings.Contains(p.body, `<form method="post" action="/login/2fa"`) {
+	if p.url == nil || p.url.Path != "/login/2fa" {
 		return p, p.unexpected("the second-factor page")
 	}
 	form := p.hidden()

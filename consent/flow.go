@@ -153,23 +153,8 @@ func (h *Handler) advance(w http.ResponseWriter, r *http.Request, f *store.Login
 	if err != nil {
 		next = continueURL(f.ID)
 	}
-	if next == secondFactorURL(f.ID) {
-		// The second-factor form is shown in this response, as Keycloak
-		// does, rather than behind a redirect to /login/2fa: a round trip
-		// and three reads (flow, user, factors) less per sign-in, since
-		// nextStep has just read the user and factors of this request. The
-		// form posts to /login/2fa like the page there; reloading repeats
-		// this step (the password is checked again).
-		if user, err := h.user(r.Context(), f.UserID); err == nil {
-			h.showSecondFactor(w, r, http.StatusOK, *f, user, "")
-			return
-		}
-	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
-
-// secondFactorURL is the second-factor step of flow id.
-func secondFactorURL(id string) string { return "/login/2fa?flow=" + id }
 
 // saveFlow stores f; on failure it answers the request and returns false.
 func (h *Handler) saveFlow(w http.ResponseWriter, r *http.Request, f *store.LoginFlow) bool {
@@ -216,7 +201,7 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 			return "", err
 		}
 		if enrolled {
-			return secondFactorURL(f.ID), nil
+			return "/login/2fa?flow=" + f.ID, nil
 		}
 		need, err := h.needsSecondFactor(r, f, user, nil)
 		if err != nil {

@@ -39,7 +39,7 @@ func journeyErrors(t *testing.T) {
 	tab.do("type the password again", chromedp.SendKeys(chromedp.ID("password"), u.Password)) // the email stays filled in
 	tab.navigate("sign in", http.StatusOK, chromedp.Click(chromedp.CSS(signInButton)))
 
-	tab.expectPage("second-factor", s.issuer+"/login", "Two-factor authentication")
+	tab.expectPage("second-factor", s.issuer+"/login/2fa", "Two-factor authentication")
 	verify := `form[action="/login/2fa"] button[type="submit"]`
 	before = tab.position(verify)
 	tab.submitCode("type a wrong code", "000000", http.StatusUnauthorized)

@@ -83,7 +83,7 @@ func resetFromConsole(tab *chromeTab, s *testServer, owner testUser, ownerApp *a
 	tab.navigate("open Settings > Members", http.StatusOK, chromedp.Navigate(s.issuer+"/settings/members"))
 	tab.expectPage("sign-in", s.issuer+"/login", "Sign in")
 	tab.signIn(owner)
-	tab.expectPage("second-factor", s.issuer+"/login", "Two-factor authentication")
+	tab.expectPage("second-factor", s.issuer+"/login/2fa", "Two-factor authentication")
 	tab.submitCode("enter the code from the app", ownerApp.fresh(), http.StatusOK)
 	tab.expectPage("members", s.issuer+"/settings/members", "Members")
 	tab.expectNoResetFor(owner)

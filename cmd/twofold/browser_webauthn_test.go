@@ -141,7 +141,7 @@ func signInWithKey(tab *chromeTab, s *testServer, u testUser, authURL string) {
 		tab.fail("the sign-in page does not name the application: %q", to)
 	}
 	tab.signIn(u)
-	tab.expectPage("second-factor", s.issuer+"/login", "Two-factor authentication")
+	tab.expectPage("second-factor", s.issuer+"/login/2fa", "Two-factor authentication")
 	use := `form[data-webauthn="get"] button[type="submit"]`
 	if label := chromeRun(tab, "read the key button", chromedp.Text(chromedp.CSS(use))); label != "Use your security key" {
 		tab.fail("the key button says %q", label)

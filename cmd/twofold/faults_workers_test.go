@@ -251,7 +251,7 @@ func (w *signInWorker) try() (ok bool, problem string, tried bool) {
 	form := p.hidden()
 	form.Set("email", u.Email)
 	form.Set("password", u.Password)
-	if p = b.request(http.MethodPost, "/login", form, nil); !p.isSecondFactor() || p.status != http.StatusOK {
+	if p = b.request(http.MethodPost, "/login", form, nil); !strings.HasSuffix(p.url.Path, "/login/2fa") || p.status != http.StatusOK {
 		if strings.HasPrefix(p.header.Get("Location"), rp.conf.RedirectURL) {
 			return false, "the password alone was sent back to the application: " + p.header.Get("Location"), true
 		}

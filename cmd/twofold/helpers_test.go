@@ -192,13 +192,6 @@ type page struct {
 	header   http.Header
 }
 
-// isSecondFactor reports whether p is the second-factor form, wherever it
-// was shown: in the answer to the step before it (the sign-in form, say)
-// or at /login/2fa.
-func (p page) isSecondFactor() bool {
-	return strings.Contains(p.body, `<form method="post" action="/login/2fa"`) && strings.Contains(p.body, `autocomplete="one-time-code"`)
-}
-
 func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
 	resp, err := b.c.Do(req)

@@ -117,7 +117,7 @@ func (b *browser) enrollInSettings(u testUser) (*authenticator, []string) {
 // secondFactor submits code on the second-factor page p.
 func (b *browser) secondFactor(p page, code string) page {
 	b.t.Helper()
-	if !p.isSecondFactor() {
+	if !strings.Contains(p.body, `autocomplete="one-time-code"`) || !strings.Contains(p.url.Path, "/login/2fa") {
 		b.t.Fatalf("expected the second-factor page, got %d at %s:\n%.2000s", p.status, p.url, p.body)
 	}
 	form := p.hidden()

@@ -48,7 +48,7 @@ func TestSecurityKeySignIn(t *testing.T) {
 		nb := s.newBrowser()
 		ar := rp.authRequest()
 		p = nb.login(nb.get(ar.url), u.Email, u.Password)
-		if !p.isSecondFactor() || !strings.Contains(p.body, "Use your security key") {
+		if p.url.Path != "/login/2fa" || !strings.Contains(p.body, "Use your security key") || !strings.Contains(p.body, `autocomplete="one-time-code"`) {
 			t.Fatalf("expected the second-factor page with the key and the code field, got %s:\n%.3000s", p.url, p.body)
 		}
 		evil := virtualwebauthn.RelyingParty{ID: "localhost", Origin: "http://evil.example"}
