@@ -22,10 +22,10 @@ import (
 // Store is what the browser flow needs of the store.
 type Store interface {
 	GetUser(ctx context.Context, id string) (store.User, error)
-	// GetUserWithFactors and GetUserWithFactorsByEmail read a user and
-	// their second factors at a glance in one query.
+	GetUserByEmail(ctx context.Context, email string) (store.User, error)
+	// GetUserWithFactors reads a user and their second factors at a
+	// glance in one query.
 	GetUserWithFactors(ctx context.Context, id string) (store.User, store.FactorSummary, error)
-	GetUserWithFactorsByEmail(ctx context.Context, email string) (store.User, store.FactorSummary, error)
 	RecordLogin(ctx context.Context, id string, at time.Time) error
 	CreateLoginFlow(ctx context.Context, f store.LoginFlow) error
 	GetLoginFlow(ctx context.Context, id string, now time.Time) (store.LoginFlow, error)

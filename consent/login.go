@@ -117,7 +117,7 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	user, factors, err := h.Store.GetUserWithFactorsByEmail(ctx, email)
+	user, err := h.Store.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.internalError(w, r, err)
 		return
@@ -136,7 +136,11 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := h.Store.SettleRateLimits(ctx, acctKey, addrKey); err != nil {
 		web.Logger(ctx).Error("reset password throttle", "err", err)
 	}
-	rememberUser(ctx, user, factors)
+	// Only the user is kept for the steps after the hash: whether a second
+	// factor is needed is decided on factors read after it (needsSecondFactor),
+	// so an authenticator app confirmed, or an organization's policy turned
+	// on, while the hash ran is not missed.
+	rememberUser(ctx, user)
 	h.passwordVerified(w, r, f, user)
 }
 

@@ -84,12 +84,9 @@ func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
 	return fs.Enrolled(), err
 }
 
-// rememberUser notes a user and their factors read some other way (by
-// email, at sign-in).
-func rememberUser(ctx context.Context, u store.User, fs store.FactorSummary) {
-	rd := readsOf(ctx)
-	rd.users[u.ID], rd.factors[u.ID] = u, fs
-}
+// rememberUser notes a user read some other way (by email, at sign-in);
+// their factors are read when first asked for.
+func rememberUser(ctx context.Context, u store.User) { readsOf(ctx).users[u.ID] = u }
 
 // forgetUser drops what the request read about a user whose factors or
 // state it has just changed.

@@ -27,15 +27,18 @@ type countingFactors struct {
 	lookups int
 }
 
+// Summary answers differently from countingStore's combined read (a key,
+// not an app), so the tests see which read a decision used.
 func (f *countingFactors) Summary(context.Context, string) (store.FactorSummary, error) {
 	f.lookups++
-	return store.FactorSummary{TOTP: true}, nil
+	return store.FactorSummary{Keys: 1}, nil
 }
 
 // TestReadsOncePerRequest: within one request on the consent routes a user
 // and their second factors are read once, together; forgetUser sends the
 // next read to the store; a new request, or a call outside the routes,
-// reads afresh. Factors asked for before their user are looked up alone.
+// reads afresh. Factors asked for before their user, or for a user
+// remembered from another read, are looked up alone.
 func TestReadsOncePerRequest(t *testing.T) {
 	st, factors := &countingStore{}, &countingFactors{}
 	h := &Handler{Store: st, Factors: factors}
@@ -60,7 +63,12 @@ func TestReadsOncePerRequest(t *testing.T) {
 		}
 	}
 
-	request(readTwice)
+	request(func(ctx context.Context) {
+		readTwice(ctx)
+		if fs, err := h.factors(ctx, "ada"); err != nil || !fs.TOTP {
+			t.Fatalf("factors after reading the user = %+v, %v; want the combined read's", fs, err)
+		}
+	})
 	want(1, 0)
 	request(func(ctx context.Context) {
 		readTwice(ctx)
@@ -68,23 +76,25 @@ func TestReadsOncePerRequest(t *testing.T) {
 		readTwice(ctx)
 	})
 	want(3, 0)
+	// A user remembered from another read (by email, before the password
+	// hash) comes without factors: they are read when asked for.
 	request(func(ctx context.Context) {
-		rememberUser(ctx, store.User{ID: "ada"}, store.FactorSummary{Keys: 1})
+		rememberUser(ctx, store.User{ID: "ada"})
 		if _, err := h.user(ctx, "ada"); err != nil {
 			t.Fatal(err)
 		}
-		if e, err := h.isEnrolled(ctx, "ada"); err != nil || !e {
-			t.Fatalf("enrolled after rememberUser = %v, %v", e, err)
+		if fs, err := h.factors(ctx, "ada"); err != nil || fs.Keys != 1 {
+			t.Fatalf("factors after rememberUser = %+v, %v; want a fresh lookup's", fs, err)
 		}
 	})
-	want(3, 0)
+	want(3, 1)
 	request(func(ctx context.Context) {
 		if e, err := h.isEnrolled(ctx, "ada"); err != nil || !e {
 			t.Fatalf("enrolled = %v, %v", e, err)
 		}
 		readTwice(ctx)
 	})
-	want(4, 1)
+	want(4, 2)
 	readTwice(context.Background()) // outside the routes: nothing kept
-	want(6, 3)
+	want(6, 4)
 }

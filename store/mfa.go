@@ -210,26 +210,16 @@ const factorColumns = `t.created_at,
 	EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
 		WHERE m.user_id = u.id AND o.require_2fa)`
 
-// userFactorsQuery reads a user and their FactorSummary in one statement;
-// a WHERE condition on u completes it.
+// userFactorsQuery reads a user and their FactorSummary in one statement.
 var userFactorsQuery = `SELECT u.` + strings.ReplaceAll(userColumns, ", ", ", u.") + `, ` + factorColumns + `
-	FROM users u LEFT JOIN totp_credentials t ON t.user_id = u.id WHERE `
+	FROM users u LEFT JOIN totp_credentials t ON t.user_id = u.id WHERE u.id = $1`
 
 // GetUserWithFactors returns the user with id and their second factors at
 // a glance (GetFactorSummary) in one query: each sign-in step needs both.
 func (db *DB) GetUserWithFactors(ctx context.Context, id string) (User, FactorSummary, error) {
-	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery+`u.id = $1`, id))
+	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery, id))
 	if err != nil {
 		return User{}, FactorSummary{}, fmt.Errorf("get user %s: %w", id, notFound(err))
-	}
-	return u, fs, nil
-}
-
-// GetUserWithFactorsByEmail is GetUserWithFactors by email (any case).
-func (db *DB) GetUserWithFactorsByEmail(ctx context.Context, email string) (User, FactorSummary, error) {
-	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery+`u.email = $1`, NormalizeEmail(email)))
-	if err != nil {
-		return User{}, FactorSummary{}, fmt.Errorf("get user by email: %w", notFound(err))
 	}
 	return u, fs, nil
 }
