@@ -3,7 +3,7 @@
 // Parameters follow OWASP's recommendation (m=19 MiB, t=2, p=1) and are
 // stored with each hash in the PHC string format, so they can be raised
 // later without invalidating existing hashes. Every hash and verification
-// runs through a pool no wider than the CPU count: argon2id's memory cost is
+// runs through a pool no wider than GOMAXPROCS: argon2id's memory cost is
 // per call, so unbounded concurrency would let a burst of sign-ins exhaust
 // memory. Callers wait for a slot (or their context).
 package password
@@ -50,10 +50,11 @@ type Hasher struct {
 }
 
 // New returns a Hasher with params and at most workers concurrent hashes
-// (0 means runtime.NumCPU()).
+// (0 means GOMAXPROCS: the CPUs Go schedules on, which follows a
+// container's CPU limit where NumCPU would count the whole machine's).
 func New(params Params, workers int) *Hasher {
 	if workers <= 0 {
-		workers = runtime.NumCPU()
+		workers = runtime.GOMAXPROCS(0)
 	}
 	h := &Hasher{params: params, slots: make(chan struct{}, workers)}
 	h.dummy, _ = h.hash([]byte("twofold-dummy-password"))
