@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // ForceLockedRateLimits makes RateLimitAttempt take its locked fallback
 // every time, for the rest of t.
@@ -17,4 +20,19 @@ func ForceReadRateLimits(t testing.TB) {
 	saved := rateLimitFastPath
 	rateLimitFastPath = false
 	t.Cleanup(func() { rateLimitFastPath = saved })
+}
+
+// SkipsFreeAttempt reports whether RateLimitAttempt would skip its
+// one-statement path for key at now (a hint left by an attempt that was
+// not free).
+func (db *DB) SkipsFreeAttempt(key string, now time.Time) bool { return db.notFree.has(key, utc(now)) }
+
+// NotFreeHints is how many keys hold such a hint.
+func (db *DB) NotFreeHints() int { return db.notFree.len() }
+
+// BoundNotFreeHints lowers the bound on NotFreeHints to n for the rest of t.
+func BoundNotFreeHints(t testing.TB, n int) {
+	saved := maxNotFree
+	maxNotFree = n
+	t.Cleanup(func() { maxNotFree = saved })
 }

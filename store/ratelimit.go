@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -26,10 +27,15 @@ import (
 // key), it falls back to a transaction that locks the row.
 func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
 	now = utc(now)
-	if rateLimitFastPath {
+	if rateLimitFastPath && !db.notFree.has(key, now) {
 		if done, err := db.rateLimitFree(ctx, key, b, now); err != nil || done {
 			return err
 		}
+		// The key is blocked, locked out or past its free attempts: its
+		// next attempts go straight to the read, so that a flood of
+		// refused guesses costs reads, not writes (on SQLite every write
+		// takes the one write lock).
+		db.notFree.add(key, now)
 	}
 	for range rateLimitCASTries {
 		cur, found, err := db.rateLimitRow(ctx, key, "")
@@ -64,6 +70,67 @@ func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now t
 // rateLimitCASTries is how many lost races RateLimitAttempt takes before it
 // locks the row instead. A variable so tests can force the locked path.
 var rateLimitCASTries = 4
+
+// notFreeFor is how long this instance skips the one-statement path for a
+// key it found not free. Skipping is only ever slower, never wrong: the
+// read-then-write decides every attempt exactly. So the hint may go stale
+// (another instance resets the key) and costs a statement per attempt
+// until it expires; this instance's resets drop it at once.
+const notFreeFor = time.Minute
+
+// maxNotFree bounds the hints: keys come from attackers (addresses,
+// emails), so past this many the hints stop growing and the attempts
+// beyond them take the one-statement path as before. A variable so tests
+// can reach the bound quickly.
+var maxNotFree = 4096
+
+// limitHints is a bounded set of keys with the time their hint expires.
+type limitHints struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (h *limitHints) has(key string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	until, ok := h.until[key]
+	return ok && now.Before(until)
+}
+
+// add hints key from now for notFreeFor.
+func (h *limitHints) add(key string, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.until == nil {
+		h.until = map[string]time.Time{}
+	}
+	if len(h.until) >= maxNotFree {
+		// Forget the expired hints; if none have expired, add no more.
+		for k, u := range h.until {
+			if !now.Before(u) {
+				delete(h.until, k)
+			}
+		}
+		if len(h.until) >= maxNotFree {
+			return
+		}
+	}
+	h.until[key] = now.Add(notFreeFor)
+}
+
+func (h *limitHints) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.until)
+}
+
+func (h *limitHints) drop(keys ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range keys {
+		delete(h.until, k)
+	}
+}
 
 // rateLimitFastPath says whether RateLimitAttempt tries rateLimitFree
 // first. A variable so tests can run the other paths on free attempts.
@@ -189,6 +256,7 @@ func (db *DB) RateLimitFailures(ctx context.Context, key string) (int, error) {
 // keys that count failures only (a client address) when the attempt turned
 // out to be a success.
 func (db *DB) RefundRateLimit(ctx context.Context, key string) error {
+	db.notFree.drop(key)
 	if _, err := db.exec(ctx, `UPDATE rate_limits SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key); err != nil {
 		return fmt.Errorf("refund rate limit %s: %w", key, err)
 	}
@@ -201,6 +269,7 @@ func (db *DB) RefundRateLimit(ctx context.Context, key string) error {
 // (The password step: the account's count starts over, the address's
 // count keeps its other failures.)
 func (db *DB) SettleRateLimits(ctx context.Context, reset, refund string) error {
+	db.notFree.drop(reset, refund)
 	if _, err := db.exec(ctx, `UPDATE rate_limits SET
 			failures = CASE WHEN key = $1 THEN 0 ELSE failures - 1 END,
 			blocked_until = CASE WHEN key = $1 THEN last_failure_at ELSE blocked_until END
@@ -215,6 +284,7 @@ func (db *DB) SettleRateLimits(ctx context.Context, reset, refund string) error 
 // row exists and then locks it, and a delete between the two (a success
 // racing other attempts, on PostgreSQL) would leave it nothing to lock.
 func (db *DB) ResetRateLimit(ctx context.Context, key string) error {
+	db.notFree.drop(key)
 	if _, err := db.exec(ctx, `UPDATE rate_limits SET failures = 0, blocked_until = last_failure_at WHERE key = $1`, key); err != nil {
 		return fmt.Errorf("reset rate limit %s: %w", key, err)
 	}

@@ -36,6 +36,9 @@ type DB struct {
 	closers []func()
 	// onAudit, if set, sees every audit event written (metrics).
 	onAudit func(AuditEvent)
+	// notFree remembers rate-limit keys whose attempts are not free
+	// (ratelimit.go).
+	notFree limitHints
 }
 
 // SetAuditHook has fn called with every audit event once it is written.

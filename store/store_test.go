@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -36,6 +38,60 @@ func TestRateLimitReadPath(t *testing.T) {
 	store.ForceReadRateLimits(t)
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		storetest.RunRateLimits(t, b.Open)
+	})
+}
+
+// TestRateLimitNotFreeHints: once a key's attempt is found not free, this
+// instance skips the one-statement path for it (refused guesses then cost
+// a read, not a write) until the hint expires or the key is reset; the
+// hints are bounded however many keys an attacker uses.
+func TestRateLimitNotFreeHints(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, be storetest.Backend) {
+		db := be.Open(t)
+		ctx := context.Background()
+		b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: time.Hour, Forget: 24 * time.Hour}
+		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		for i := range 3 {
+			if err := db.RateLimitAttempt(ctx, "hint", b, t0); err != nil {
+				t.Fatalf("free attempt %d: %v", i+1, err)
+			}
+			if db.SkipsFreeAttempt("hint", t0) {
+				t.Fatalf("a free attempt left a hint")
+			}
+		}
+		if err := db.RateLimitAttempt(ctx, "hint", b, t0); err != nil {
+			t.Fatalf("fourth attempt: %v", err)
+		}
+		if !db.SkipsFreeAttempt("hint", t0.Add(59*time.Second)) || db.SkipsFreeAttempt("hint", t0.Add(61*time.Second)) {
+			t.Fatal("the attempt past the free ones left no hint, or one that lasts more than a minute")
+		}
+		if err := db.RateLimitAttempt(ctx, "hint", b, t0.Add(time.Second)); !errors.Is(err, store.ErrThrottled) {
+			t.Fatalf("attempt while blocked, on the hinted path: %v", err)
+		}
+		if err := db.ResetRateLimit(ctx, "hint"); err != nil {
+			t.Fatal(err)
+		}
+		if db.SkipsFreeAttempt("hint", t0.Add(time.Second)) {
+			t.Fatal("a reset kept the hint")
+		}
+		// Keys past their free attempts, more of them than the bound.
+		store.BoundNotFreeHints(t, 16)
+		one := store.Backoff{Free: 1, Base: time.Second, Max: time.Second}
+		for i := range 16 + 10 {
+			k := fmt.Sprintf("spray-%d", i)
+			_ = db.RateLimitAttempt(ctx, k, one, t0)
+			_ = db.RateLimitAttempt(ctx, k, one, t0)
+		}
+		if n := db.NotFreeHints(); n != 16 {
+			t.Fatalf("%d hints, want the bound, 16", n)
+		}
+		// Expired hints make room for new ones.
+		for range 2 {
+			_ = db.RateLimitAttempt(ctx, "late", one, t0.Add(2*time.Minute))
+		}
+		if !db.SkipsFreeAttempt("late", t0.Add(2*time.Minute)) {
+			t.Fatal("a full set of expired hints took no new one")
+		}
 	})
 }
 

@@ -51,16 +51,24 @@ func testRateLimit(t *testing.T, db *store.DB) {
 	if n, _ := db.RateLimitFailures(ctx, "k"); n != 0 {
 		t.Fatalf("failures after reset = %d", n)
 	}
-	// Settling a success resets one key and refunds the other, leaving a
-	// third alone.
-	for _, k := range []string{"settle-reset", "settle-reset", "settle-refund", "settle-refund", "settle-other"} {
-		must(t, db.RateLimitAttempt(ctx, k, testBackoff, t0), "attempt on %s", k)
+	// Settling a success resets one key (lifting its block) and refunds one
+	// attempt of the other (keeping its block), leaving a third alone.
+	for range 4 {
+		for _, k := range []string{"settle-reset", "settle-refund", "settle-other"} {
+			must(t, db.RateLimitAttempt(ctx, k, testBackoff, t0), "attempt on %s", k)
+		}
 	}
 	must(t, db.SettleRateLimits(ctx, "settle-reset", "settle-refund"), "settle")
 	must(t, db.SettleRateLimits(ctx, "settle-missing", "settle-missing-too"), "settle keys without rows")
-	for k, want := range map[string]int{"settle-reset": 0, "settle-refund": 1, "settle-other": 1, "settle-missing": 0} {
+	for k, want := range map[string]int{"settle-reset": 0, "settle-refund": 3, "settle-other": 4} {
 		if n, err := db.RateLimitFailures(ctx, k); err != nil || n != want {
 			t.Fatalf("after settling, %s counts %d failures (%v), want %d", k, n, err, want)
+		}
+	}
+	must(t, db.RateLimitAttempt(ctx, "settle-reset", testBackoff, t0.Add(time.Second)), "attempt after the reset")
+	for _, k := range []string{"settle-refund", "settle-other"} {
+		if err := db.RateLimitAttempt(ctx, k, testBackoff, t0.Add(time.Second)); !errors.Is(err, store.ErrThrottled) {
+			t.Fatalf("%s after settling: %v, want ErrThrottled (still blocked)", k, err)
 		}
 	}
 	// Refunds that bring a blocked key back under its free attempts do not
@@ -128,18 +136,25 @@ type limitModel struct {
 	exists        bool
 }
 
-func (m *limitModel) attempt(b store.Backoff, now time.Time) bool {
+// attempt applies one attempt and says how it went: "locked out",
+// "blocked", "free" (no delay follows) or "delayed", with " after forgetting"
+// when a quiet key started over.
+func (m *limitModel) attempt(b store.Backoff, now time.Time) string {
+	how := ""
 	switch {
 	case b.Lockout > 0 && m.failures >= b.Lockout:
-		return false
+		return "locked out"
 	case m.blocked.After(m.last) && now.Before(m.blocked):
-		return false
-	case b.Forget > 0 && now.Sub(m.last) > b.Forget:
-		m.failures = 0
+		return "blocked"
+	case b.Forget > 0 && now.Sub(m.last) > b.Forget && m.exists:
+		m.failures, how = 0, " after forgetting"
 	}
 	m.failures++
 	m.last, m.blocked, m.exists = now, now.Add(b.Delay(m.failures)), true
-	return true
+	if b.Delay(m.failures) == 0 {
+		return "free" + how
+	}
+	return "delayed" + how
 }
 
 // testRateLimitModel replays a long pseudo-random history of attempts,
@@ -148,24 +163,28 @@ func (m *limitModel) attempt(b store.Backoff, now time.Time) bool {
 // and count after every step. It covers every path RateLimitAttempt
 // takes: the one-statement free attempt, the read-then-write, the lock.
 func testRateLimitModel(t *testing.T, db *store.DB) {
-	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute, Forget: time.Hour, Lockout: 12}
+	b := store.Backoff{Free: 3, Base: 30 * time.Second, Max: 4 * time.Minute, Forget: time.Hour, Lockout: 8}
 	rnd := rand.New(rand.NewPCG(7, 11))
-	steps := []time.Duration{-time.Millisecond, 0, time.Second, 29 * time.Second, 31 * time.Second, 2 * time.Minute, 5 * time.Minute, 61 * time.Minute, 25 * time.Hour}
+	// Mostly short steps, so that keys reach their delays and lockout;
+	// now and then a quiet hour or day, so that they are forgotten.
+	steps := []time.Duration{-time.Millisecond, 0, 0, time.Second, time.Second, 29 * time.Second, 31 * time.Second, 31 * time.Second,
+		2 * time.Minute, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute, 61 * time.Minute, 25 * time.Hour}
 	var m limitModel
 	now := t0
-	for i := range 400 {
+	seen := map[string]int{}
+	for i := range 600 {
 		now = now.Add(steps[rnd.IntN(len(steps))])
 		var op string
 		// Refunds are frequent enough that a key comes back under its free
 		// attempts while still blocked.
-		switch r := rnd.IntN(20); {
+		switch r := rnd.IntN(40); {
 		case r == 0:
 			op = "reset"
 			must(t, db.ResetRateLimit(ctx, "model"), "step %d: reset", i)
 			if m.exists {
 				m.failures, m.blocked = 0, m.last
 			}
-		case r <= 3:
+		case r <= 4:
 			op = "refund"
 			must(t, db.RefundRateLimit(ctx, "model"), "step %d: refund", i)
 			if m.failures > 0 {
@@ -173,19 +192,28 @@ func testRateLimitModel(t *testing.T, db *store.DB) {
 			}
 		default:
 			op = "attempt"
-			want := m.attempt(b, utcMicro(now))
+			before := m.failures
+			how := m.attempt(b, utcMicro(now))
+			seen[how]++
+			want := how != "locked out" && how != "blocked"
 			err := db.RateLimitAttempt(ctx, "model", b, now)
 			if err != nil && !errors.Is(err, store.ErrThrottled) {
 				t.Fatalf("step %d: attempt: %v", i, err)
 			}
 			if got := err == nil; got != want {
-				t.Fatalf("step %d (failures %d before): attempt allowed = %v, model says %v", i, m.failures, got, want)
+				t.Fatalf("step %d (failures %d before): attempt allowed = %v, model says %s", i, before, got, how)
 			}
 		}
 		n, err := db.RateLimitFailures(ctx, "model")
 		must(t, err, "step %d: failures", i)
 		if n != m.failures {
 			t.Fatalf("step %d, after %s: store counts %d failures, model %d", i, op, n, m.failures)
+		}
+	}
+	// The history must have gone through every case, or it proves little.
+	for _, how := range []string{"free", "delayed", "blocked", "locked out", "free after forgetting"} {
+		if seen[how] == 0 {
+			t.Errorf("the history never had an attempt %s (had %v)", how, seen)
 		}
 	}
 }
