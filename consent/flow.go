@@ -26,8 +26,8 @@ var _ interface {
 // (not stored) and its user when the browser's session is good enough for
 // the request and the user's consent covers it; otherwise it stores a
 // flow, shows the sign-in form or sends the browser to the flow's next
-// step, and returns nils. With prompt=none it never shows a page: it returns login_required
-// or consent_required instead.
+// step, and returns nils. With prompt=none it never shows a page: it
+// returns login_required or consent_required instead.
 func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, client *store.Client) (*store.LoginFlow, *store.User, error) {
 	ctx := r.Context()
 	now := h.Now()
@@ -177,7 +177,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *store.LoginF
 	// owner's reset that landed while this step ran (during the password
 	// hash, say) finds no flow to delete when the step never stored the
 	// user in it, and the user's state is then what stops the code.
-	h.Finish(w, r, f, nil)
+	h.Finish(w, r, f)
 }
 
 // nextStep decides where flow f goes now.

@@ -87,7 +87,7 @@ type Handler struct {
 	// Finish answers the authorize request of a finished, consumed flow
 	// (provider.Provider.Finish). Nil: finished flows go back to the
 	// authorization endpoint, which consumes them through Resume.
-	Finish func(w http.ResponseWriter, r *http.Request, f *store.LoginFlow, user *store.User)
+	Finish func(w http.ResponseWriter, r *http.Request, f *store.LoginFlow)
 }
 
 // Default password throttles. Per account: 5 free failures, then 30 s

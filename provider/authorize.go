@@ -55,7 +55,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 			"This sign-in has expired or was already completed. Return to the application and sign in again.", err)
 		return
 	}
-	p.Finish(w, r, flow, nil)
+	p.Finish(w, r, flow)
 }
 
 // Finish answers the authorize request of flow, a login flow whose every
@@ -64,9 +64,8 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request, flowID string)
 // the request that finished the flow, sparing the browser a round trip
 // through this endpoint. The request is re-read from the flow record,
 // never from the browser, and validated again (the client may have changed
-// while the user signed in). user is nil, or the user as read in this
-// request after the flow was consumed.
-func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow, user *store.User) {
+// while the user signed in), and the user is read again (issueCode).
+func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.LoginFlow) {
 	original := r.Clone(r.Context())
 	original.URL.RawQuery = flow.Query
 	original.Form, original.PostForm, original.Method, original.Body = nil, nil, http.MethodGet, http.NoBody
@@ -85,7 +84,7 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, flow *store.Lo
 		p.authorizeError(w, original, ar, err)
 		return
 	}
-	p.issueCode(w, original, ar, flow, user)
+	p.issueCode(w, original, ar, flow, nil)
 }
 
 // exactRedirect reports whether the request's redirect_uri is, character

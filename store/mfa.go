@@ -217,19 +217,14 @@ var userFactorsQuery = `SELECT u.` + strings.ReplaceAll(userColumns, ", ", ", u.
 // GetUserWithFactors returns the user with id and their second factors at
 // a glance (GetFactorSummary) in one query: each sign-in step needs both.
 func (db *DB) GetUserWithFactors(ctx context.Context, id string) (User, FactorSummary, error) {
-	u, fs, err := scanUserFactors(db.q(ctx).QueryRowContext(ctx, userFactorsQuery, id))
+	var fs FactorSummary
+	var since sql.NullTime
+	u, err := scanUser(db.q(ctx).QueryRowContext(ctx, userFactorsQuery, id), &since, &fs.Keys, &fs.BackupCodes, &fs.Required)
 	if err != nil {
 		return User{}, FactorSummary{}, fmt.Errorf("get user %s: %w", id, notFound(err))
 	}
-	return u, fs, nil
-}
-
-func scanUserFactors(row *sql.Row) (User, FactorSummary, error) {
-	var fs FactorSummary
-	var since sql.NullTime
-	u, err := scanUser(row, &since, &fs.Keys, &fs.BackupCodes, &fs.Required)
 	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
-	return u, fs, err
+	return u, fs, nil
 }
 
 // UserRequires2FA reports whether any organization the user belongs to

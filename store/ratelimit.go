@@ -88,6 +88,9 @@ var maxNotFree = 4096
 type limitHints struct {
 	mu    sync.Mutex
 	until map[string]time.Time
+	// soonest is the earliest expiry in until: a full set is swept only
+	// once one can have expired, not on every attempt of a key spray.
+	soonest time.Time
 }
 
 func (h *limitHints) has(key string, now time.Time) bool {
@@ -105,17 +108,27 @@ func (h *limitHints) add(key string, now time.Time) {
 		h.until = map[string]time.Time{}
 	}
 	if len(h.until) >= maxNotFree {
-		// Forget the expired hints; if none have expired, add no more.
+		// Full: forget the expired hints; if none have expired, add no more.
+		if now.Before(h.soonest) {
+			return
+		}
+		h.soonest = time.Time{}
 		for k, u := range h.until {
 			if !now.Before(u) {
 				delete(h.until, k)
+			} else if h.soonest.IsZero() || u.Before(h.soonest) {
+				h.soonest = u
 			}
 		}
 		if len(h.until) >= maxNotFree {
 			return
 		}
 	}
-	h.until[key] = now.Add(notFreeFor)
+	until := now.Add(notFreeFor)
+	if h.soonest.IsZero() || until.Before(h.soonest) {
+		h.soonest = until
+	}
+	h.until[key] = until
 }
 
 func (h *limitHints) len() int {
