@@ -245,11 +245,12 @@ func (h *Handler) nextStep(r *http.Request, f *store.LoginFlow) (string, error) 
 func authorizeURL(id string) string { return "/oauth2/auth?flow=" + id }
 
 // atStep loads flow id and checks that the dispatcher would send it to
-// step (a path such as "/login/2fa"). Otherwise it sends the browser where
-// the flow really is and returns false: no step can be reached out of
-// order, and none can be skipped.
+// step (a path such as "/login/2fa": every step that uses it comes after
+// the password). Otherwise it sends the browser where the flow really is
+// and returns false: no step can be reached out of order, and none can be
+// skipped.
 func (h *Handler) atStep(w http.ResponseWriter, r *http.Request, id, step string) (store.LoginFlow, bool) {
-	f, err := h.loadFlow(r, id)
+	f, err := h.loadFlowPastPassword(r, id)
 	if err != nil {
 		h.flowError(w, r, err)
 		return f, false

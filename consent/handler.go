@@ -29,6 +29,9 @@ type Store interface {
 	RecordLogin(ctx context.Context, id string, at time.Time) error
 	CreateLoginFlow(ctx context.Context, f store.LoginFlow) error
 	GetLoginFlow(ctx context.Context, id string, now time.Time) (store.LoginFlow, error)
+	// GetLoginFlowWithUser reads a flow past its password step with its
+	// user and their second factors in one query.
+	GetLoginFlowWithUser(ctx context.Context, id string, now time.Time) (store.LoginFlow, store.User, store.FactorSummary, error)
 	UpdateLoginFlow(ctx context.Context, f store.LoginFlow, now time.Time) error
 	ConsumeLoginFlow(ctx context.Context, id string, now time.Time) error
 	GetConsentGrant(ctx context.Context, userID, clientID string) (store.ConsentGrant, error)
@@ -154,12 +157,42 @@ func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) 
 	if err != nil {
 		return store.LoginFlow{}, err
 	}
+	return f, h.checkBinding(r, f)
+}
+
+// loadFlowPastPassword is loadFlow for the steps after the password (the
+// second factor, enrollment, consent): it reads the flow with its user and
+// their factors in one query and keeps them for the request (reads). A flow
+// without a user, which these steps send back to the password form, is read
+// again by loadFlow.
+func (h *Handler) loadFlowPastPassword(r *http.Request, id string) (store.LoginFlow, error) {
+	if id == "" || len(id) > 64 {
+		return store.LoginFlow{}, errFlowNotHere
+	}
+	ctx := r.Context()
+	f, user, fs, err := h.Store.GetLoginFlowWithUser(ctx, id, h.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return h.loadFlow(r, id)
+	}
+	if err != nil {
+		return store.LoginFlow{}, err
+	}
+	if err := h.checkBinding(r, f); err != nil {
+		return store.LoginFlow{}, err
+	}
+	rememberUserFactors(ctx, user, fs)
+	return f, nil
+}
+
+// checkBinding refuses flow f unless this browser started it: the hash of
+// its device cookie is the flow's binding.
+func (h *Handler) checkBinding(r *http.Request, f store.LoginFlow) error {
 	device := h.Cookies.Get(r, deviceCookie)
 	sum := sha256.Sum256([]byte(device))
 	if device == "" || subtle.ConstantTimeCompare(sum[:], f.BindingHash) != 1 {
-		return store.LoginFlow{}, errFlowNotHere
+		return errFlowNotHere
 	}
-	return f, nil
+	return nil
 }
 
 // flowError answers a request whose flow cannot continue.

@@ -8,7 +8,8 @@ import (
 )
 
 // reads remembers, for one request, the users the dispatcher read to place
-// a flow and their second factors at a glance (store.FactorSummary: has
+// a flow (or that came with the flow, loadFlowPastPassword) and their
+// second factors at a glance (store.FactorSummary: has
 // one, must have one, what the second-factor page offers), so that the
 // step serving the request, and the dispatcher deciding where to go after
 // it, do not read them again. A sign-in step reads each at most once this
@@ -87,6 +88,13 @@ func (h *Handler) isEnrolled(ctx context.Context, userID string) (bool, error) {
 // rememberUser notes a user read some other way (by email, at sign-in);
 // their factors are read when first asked for.
 func rememberUser(ctx context.Context, u store.User) { readsOf(ctx).users[u.ID] = u }
+
+// rememberUserFactors notes a user and their factors read together with
+// a flow (loadFlowPastPassword).
+func rememberUserFactors(ctx context.Context, u store.User, fs store.FactorSummary) {
+	rd := readsOf(ctx)
+	rd.users[u.ID], rd.factors[u.ID] = u, fs
+}
 
 // forgetUser drops what the request read about a user whose factors or
 // state it has just changed.

@@ -2,9 +2,11 @@ package consent
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/twofold-id/twofold/store"
 )
@@ -97,4 +99,74 @@ func TestReadsOncePerRequest(t *testing.T) {
 	want(4, 2)
 	readTwice(context.Background()) // outside the routes: nothing kept
 	want(6, 4)
+}
+
+// flowStore serves one flow: with its user through the combined read when
+// the flow has one, alone otherwise. It counts every read.
+type flowStore struct {
+	countingStore
+	flow                   store.LoginFlow
+	flowReads, joinedReads int
+}
+
+func (s *flowStore) GetLoginFlow(_ context.Context, id string, _ time.Time) (store.LoginFlow, error) {
+	s.flowReads++
+	if id != s.flow.ID {
+		return store.LoginFlow{}, store.ErrNotFound
+	}
+	return s.flow, nil
+}
+
+func (s *flowStore) GetLoginFlowWithUser(_ context.Context, id string, _ time.Time) (store.LoginFlow, store.User, store.FactorSummary, error) {
+	s.joinedReads++
+	if id != s.flow.ID || s.flow.UserID == "" {
+		return store.LoginFlow{}, store.User{}, store.FactorSummary{}, store.ErrNotFound
+	}
+	return s.flow, store.User{ID: s.flow.UserID}, store.FactorSummary{TOTP: true}, nil
+}
+
+// TestStepReadsFlowWithUser: a step after the password reads its flow, the
+// flow's user and their factors in one query and decides on them without
+// another read; a flow still at the password goes back to the form after a
+// second read; a flow of another browser is refused however it is read.
+func TestStepReadsFlowWithUser(t *testing.T) {
+	device := "0123456789abcdefghijklmnopqrstuvwxyz"
+	sum := sha256.Sum256([]byte(device))
+	st, factors := &flowStore{}, &countingFactors{}
+	h := &Handler{Store: st, Factors: factors, Now: time.Now}
+	step := func(flow store.LoginFlow, cookie string) (*httptest.ResponseRecorder, bool) {
+		st.flow = flow
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/login/2fa?flow="+flow.ID, nil)
+		req.AddCookie(&http.Cookie{Name: deviceCookie, Value: cookie})
+		var ok bool
+		withReads(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, ok = h.atStep(w, r, flow.ID, "/login/2fa")
+		})).ServeHTTP(rec, req)
+		return rec, ok
+	}
+	withUser := store.LoginFlow{ID: "f1", BindingHash: sum[:], ClientID: "rp", UserID: "ada", AMR: []string{"pwd"}}
+	if _, ok := step(withUser, device); !ok {
+		t.Fatal("a flow waiting for its second factor is not at /login/2fa")
+	}
+	if st.joinedReads != 1 || st.flowReads != 0 || st.userReads != 0 || factors.lookups != 0 {
+		t.Fatalf("reads: %d combined, %d flow, %d user, %d factors; want the combined one alone",
+			st.joinedReads, st.flowReads, st.userReads, factors.lookups)
+	}
+	atPassword := store.LoginFlow{ID: "f2", BindingHash: sum[:], ClientID: "rp"}
+	rec, ok := step(atPassword, device)
+	if ok || rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/login?flow=f2" {
+		t.Fatalf("flow at the password: ok %v, %d to %q; want a redirect to the form", ok, rec.Code, rec.Header().Get("Location"))
+	}
+	if st.joinedReads != 2 || st.flowReads != 1 {
+		t.Fatalf("reads: %d combined, %d flow; want 2 and 1", st.joinedReads, st.flowReads)
+	}
+	for _, f := range []store.LoginFlow{withUser, atPassword} {
+		st.flow = f
+		req := httptest.NewRequest(http.MethodGet, "/login/2fa", nil)
+		req.AddCookie(&http.Cookie{Name: deviceCookie, Value: device + "x"})
+		if _, err := h.loadFlowPastPassword(req, f.ID); err != errFlowNotHere {
+			t.Fatalf("flow %s from another browser: %v, want errFlowNotHere", f.ID, err)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,26 +23,69 @@ func (db *DB) CreateLoginFlow(ctx context.Context, f LoginFlow) error {
 
 // GetLoginFlow returns the flow with id if it has not expired at now.
 func (db *DB) GetLoginFlow(ctx context.Context, id string, now time.Time) (LoginFlow, error) {
-	var (
-		f        LoginFlow
-		userID   sql.NullString
-		amr      string
-		authTime sql.NullTime
-		granted  sql.NullString
-		clientID sql.NullString
-	)
+	var fs flowScan
 	err := db.q(ctx).QueryRowContext(ctx, `SELECT `+flowColumns+` FROM login_flows WHERE id = $1 AND expires_at > $2`,
-		id, utc(now)).Scan(&f.ID, &f.BindingHash, &clientID, &f.Query, &f.RequestedAt, &f.ExpiresAt,
-		&userID, &amr, &authTime, &granted, &f.Denied, &f.MFAFailures)
+		id, utc(now)).Scan(fs.dest()...)
 	if err != nil {
 		return LoginFlow{}, fmt.Errorf("get login flow: %w", notFound(err))
 	}
-	f.UserID, f.AuthTime, f.ClientID = userID.String, authTime.Time, clientID.String
-	if f.AMR, err = parseList(amr); err != nil {
+	return fs.flow()
+}
+
+// flowWithUserQuery reads a flow, its user and their FactorSummary in one
+// statement. The inner join leaves out a flow with no user yet.
+var flowWithUserQuery = `SELECT f.` + strings.ReplaceAll(flowColumns, ", ", ", f.") + `,
+	u.` + strings.ReplaceAll(userColumns, ", ", ", u.") + `, ` + factorColumns + `
+	FROM login_flows f JOIN users u ON u.id = f.user_id LEFT JOIN totp_credentials t ON t.user_id = u.id
+	WHERE f.id = $1 AND f.expires_at > $2`
+
+// GetLoginFlowWithUser returns the flow with id if it has not expired at
+// now and has a user (its password step is done), with the user and their
+// second factors at a glance (GetUserWithFactors), in one query: every step
+// after the password needs all three. It returns ErrNotFound for a flow
+// without a user too; GetLoginFlow tells the two apart.
+func (db *DB) GetLoginFlowWithUser(ctx context.Context, id string, now time.Time) (LoginFlow, User, FactorSummary, error) {
+	var (
+		fs    flowScan
+		us    userScan
+		sum   FactorSummary
+		since sql.NullTime
+	)
+	dest := append(append(fs.dest(), us.dest()...), &since, &sum.Keys, &sum.BackupCodes, &sum.Required)
+	if err := db.q(ctx).QueryRowContext(ctx, flowWithUserQuery, id, utc(now)).Scan(dest...); err != nil {
+		return LoginFlow{}, User{}, FactorSummary{}, fmt.Errorf("get login flow with user: %w", notFound(err))
+	}
+	f, err := fs.flow()
+	if err != nil {
+		return LoginFlow{}, User{}, FactorSummary{}, err
+	}
+	sum.TOTP, sum.TOTPSince = since.Valid, since.Time
+	return f, us.user(), sum, nil
+}
+
+// flowScan holds a row of flowColumns while it is scanned.
+type flowScan struct {
+	f                LoginFlow
+	userID, clientID sql.NullString
+	amr              string
+	authTime         sql.NullTime
+	granted          sql.NullString
+}
+
+func (s *flowScan) dest() []any {
+	return []any{&s.f.ID, &s.f.BindingHash, &s.clientID, &s.f.Query, &s.f.RequestedAt, &s.f.ExpiresAt,
+		&s.userID, &s.amr, &s.authTime, &s.granted, &s.f.Denied, &s.f.MFAFailures}
+}
+
+func (s *flowScan) flow() (LoginFlow, error) {
+	f := s.f
+	f.UserID, f.AuthTime, f.ClientID = s.userID.String, s.authTime.Time, s.clientID.String
+	var err error
+	if f.AMR, err = parseList(s.amr); err != nil {
 		return LoginFlow{}, fmt.Errorf("login flow amr: %w", err)
 	}
-	if granted.Valid {
-		if f.GrantedScopes, err = parseList(granted.String); err != nil {
+	if s.granted.Valid {
+		if f.GrantedScopes, err = parseList(s.granted.String); err != nil {
 			return LoginFlow{}, fmt.Errorf("login flow scopes: %w", err)
 		}
 	}

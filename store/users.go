@@ -12,11 +12,25 @@ const userColumns = `id, email, email_verified, name, password_hash, mfa_state, 
 
 // scanUser scans userColumns, then the extra columns a query adds after them.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
-	var u User
-	var lastLogin sql.NullTime
-	err := row.Scan(append([]any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash, &u.MFAState, &u.CreatedAt, &lastLogin}, extra...)...)
-	u.LastLoginAt = lastLogin.Time
-	return u, err
+	var s userScan
+	err := row.Scan(append(s.dest(), extra...)...)
+	return s.user(), err
+}
+
+// userScan holds a row of userColumns while it is scanned.
+type userScan struct {
+	u         User
+	lastLogin sql.NullTime
+}
+
+func (s *userScan) dest() []any {
+	return []any{&s.u.ID, &s.u.Email, &s.u.EmailVerified, &s.u.Name, &s.u.PasswordHash, &s.u.MFAState, &s.u.CreatedAt, &s.lastLogin}
+}
+
+func (s *userScan) user() User {
+	u := s.u
+	u.LastLoginAt = s.lastLogin.Time
+	return u
 }
 
 // NormalizeEmail is the form emails are stored and looked up in.

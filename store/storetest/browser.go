@@ -26,18 +26,34 @@ func testLoginFlows(t *testing.T, db *store.DB) {
 	if got.UserID != "" || got.GrantedScopes != nil || len(got.AMR) != 0 || got.Query != f.Query || string(got.BindingHash) != "bind" {
 		t.Fatalf("fresh flow = %+v", got)
 	}
+	// Before its password step a flow has no user to read with it.
+	if _, _, _, err := db.GetLoginFlowWithUser(ctx, f.ID, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("flow without a user read with its user: %v, want ErrNotFound", err)
+	}
 	got.UserID, got.AMR, got.AuthTime, got.GrantedScopes = u.ID, []string{"pwd"}, t0.Add(time.Minute), []string{"openid"}
 	must(t, db.UpdateLoginFlow(ctx, got, t0.Add(time.Minute)), "update flow")
+	must(t, db.CountFlowMFAFailure(ctx, f.ID, 5, t0.Add(time.Minute)), "count attempt")
 	again, err := db.GetLoginFlow(ctx, f.ID, t0.Add(2*time.Minute))
 	must(t, err, "get flow")
 	if again.UserID != u.ID || !slices.Equal(again.AMR, []string{"pwd"}) || !again.AuthTime.Equal(t0.Add(time.Minute)) ||
-		!slices.Equal(again.GrantedScopes, []string{"openid"}) {
+		!slices.Equal(again.GrantedScopes, []string{"openid"}) || again.MFAFailures != 1 {
 		t.Fatalf("updated flow = %+v", again)
+	}
+	withUser, user, _, err := db.GetLoginFlowWithUser(ctx, f.ID, t0.Add(2*time.Minute))
+	must(t, err, "get flow with user")
+	if withUser.ID != f.ID || withUser.UserID != u.ID || withUser.Query != f.Query || string(withUser.BindingHash) != "bind" ||
+		withUser.ClientID != f.ClientID || !slices.Equal(withUser.AMR, again.AMR) || !withUser.AuthTime.Equal(again.AuthTime) ||
+		!slices.Equal(withUser.GrantedScopes, again.GrantedScopes) || withUser.MFAFailures != 1 ||
+		!withUser.ExpiresAt.Equal(again.ExpiresAt) || !withUser.RequestedAt.Equal(again.RequestedAt) || user.ID != u.ID || user.Email != u.Email {
+		t.Fatalf("flow with user = %+v, %+v; want %+v and user %s", withUser, user, again, u.ID)
 	}
 	// Expired flows are gone for every purpose.
 	late := t0.Add(15 * time.Minute)
 	if _, err := db.GetLoginFlow(ctx, f.ID, late); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired flow read: %v", err)
+	}
+	if _, _, _, err := db.GetLoginFlowWithUser(ctx, f.ID, late); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired flow read with its user: %v", err)
 	}
 	if err := db.UpdateLoginFlow(ctx, again, late); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired flow update: %v", err)

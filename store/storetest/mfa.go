@@ -169,8 +169,13 @@ func testFactorSummary(t *testing.T, db *store.DB) {
 	u := newUser(t, db, "summary@example.com")
 	other := newUser(t, db, "summary-other@example.com")
 	must(t, db.RecordLogin(ctx, u.ID, t0.Add(time.Minute)), "record login")
-	// summary reads u's factors, and checks that the read of the user with
-	// their factors agrees with it and with GetUser.
+	fositeClient(t, db)
+	flow := store.LoginFlow{ID: "summary-flow", BindingHash: []byte("b"), ClientID: "rp", Query: "x",
+		RequestedAt: t0, ExpiresAt: t0.Add(time.Hour), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: t0}
+	must(t, db.CreateLoginFlow(ctx, flow), "flow")
+	// summary reads u's factors, and checks that the reads of the user with
+	// their factors, alone and with a flow of theirs, agree with it and
+	// with GetUser.
 	summary := func() store.FactorSummary {
 		t.Helper()
 		fs, err := db.GetFactorSummary(ctx, u.ID)
@@ -179,11 +184,13 @@ func testFactorSummary(t *testing.T, db *store.DB) {
 		must(t, err, "user")
 		byID, fsByID, err := db.GetUserWithFactors(ctx, u.ID)
 		must(t, err, "user with factors")
-		if byID.ID != user.ID || byID.Email != user.Email || byID.Name != user.Name || byID.EmailVerified != user.EmailVerified ||
-			byID.PasswordHash != user.PasswordHash || byID.MFAState != user.MFAState || !byID.CreatedAt.Equal(user.CreatedAt) ||
-			!byID.LastLoginAt.Equal(user.LastLoginAt) || fsByID.TOTP != fs.TOTP || !fsByID.TOTPSince.Equal(fs.TOTPSince) ||
-			fsByID.Keys != fs.Keys || fsByID.BackupCodes != fs.BackupCodes || fsByID.Required != fs.Required {
+		if !sameUser(byID, user) || !sameSummary(fsByID, fs) {
 			t.Fatalf("user with factors = %+v %+v, want %+v %+v", byID, fsByID, user, fs)
+		}
+		f, byFlow, fsByFlow, err := db.GetLoginFlowWithUser(ctx, flow.ID, t0)
+		must(t, err, "flow with user")
+		if f.ID != flow.ID || f.UserID != u.ID || !sameUser(byFlow, user) || !sameSummary(fsByFlow, fs) {
+			t.Fatalf("flow with user = %+v %+v %+v, want %+v %+v", f, byFlow, fsByFlow, user, fs)
 		}
 		return fs
 	}
@@ -226,4 +233,17 @@ func testFactorSummary(t *testing.T, db *store.DB) {
 	if _, _, err := db.GetUserWithFactors(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("user with factors of nobody: %v, want ErrNotFound", err)
 	}
+}
+
+// sameUser reports whether a and b are the same user in every field.
+func sameUser(a, b store.User) bool {
+	return a.ID == b.ID && a.Email == b.Email && a.Name == b.Name && a.EmailVerified == b.EmailVerified &&
+		a.PasswordHash == b.PasswordHash && a.MFAState == b.MFAState && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.LastLoginAt.Equal(b.LastLoginAt)
+}
+
+// sameSummary reports whether a and b are the same FactorSummary.
+func sameSummary(a, b store.FactorSummary) bool {
+	return a.TOTP == b.TOTP && a.TOTPSince.Equal(b.TOTPSince) && a.Keys == b.Keys && a.BackupCodes == b.BackupCodes &&
+		a.Required == b.Required
 }
