@@ -34,10 +34,15 @@ type levelResult struct {
 	requests float64
 	// waited is how long workers waited for a seeded user to be usable.
 	waited time.Duration
-	// floor is the argon2id floor around the level (sign-in scenarios):
-	// the mean of the measurements just before and just after it.
-	floor     float64
-	errSample []string
+	// floor is the argon2id floor during the level (sign-in scenarios):
+	// the time-weighted mean over its slices of the floors measured just
+	// before and just after each (measureAgainstFloor). sliceRatios are
+	// the slices' own throughputs against their floors.
+	floor       float64
+	sliceRatios []float64
+	slice       time.Duration // the length of a slice
+	errSample   []string
+	lat         []time.Duration // sorted
 }
 
 func (r levelResult) opsPerSec() float64 {
@@ -136,6 +141,7 @@ func (h *harness) measure(ctx context.Context, e *env, srv *server, ops []op) le
 		r.requests = float64(reqs) / float64(r.ops)
 	}
 	slices.Sort(lat)
+	r.lat = lat
 	r.p50, r.p95, r.p99 = percentile(lat, 0.50), percentile(lat, 0.95), percentile(lat, 0.99)
 	if hasDB && r.ops > 0 {
 		if db1, ok := settledDBCounters(ctx, e); ok {
@@ -144,6 +150,73 @@ func (h *harness) measure(ctx context.Context, e *env, srv *server, ops []op) le
 			r.rows = float64(db1.rows-db0.rows) / float64(r.ops)
 		}
 	}
+	return r
+}
+
+// floorSlices is how many slices a sign-in level is measured in, with the
+// argon2id floor measured between them (measureAgainstFloor).
+const floorSlices = 3
+
+// measureAgainstFloor measures a sign-in level in floorSlices slices of
+// the level's duration each, with the argon2id floor measured before,
+// between and after them, outside the figures. The floor moves with other
+// work on the machine (argon2id is bound by memory bandwidth, which
+// neighbours share) by ±15% from one second to the next here, and
+// drifts over minutes: floors taken only around a long level compare it
+// with the machine of another moment. Each slice is compared with the mean
+// of the floors on either side of it, and the level with the time-weighted
+// mean of those.
+func (h *harness) measureAgainstFloor(ctx context.Context, e *env, srv *server, ops []op) levelResult {
+	before := argonFloor(h.opts.floorTime)
+	var parts []levelResult
+	var atFloor float64 // sign-ins the floor would have done in the slices' time
+	var ratios []float64
+	for range floorSlices {
+		p := h.measure(ctx, e, srv, ops)
+		after := argonFloor(h.opts.floorTime)
+		floor := (before + after) / 2
+		atFloor += floor * p.elapsed.Seconds()
+		ratios = append(ratios, p.opsPerSec()/floor)
+		parts = append(parts, p)
+		before = after
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	r := mergeLevels(parts)
+	r.floor, r.sliceRatios, r.slice = atFloor/r.elapsed.Seconds(), ratios, h.opts.duration
+	return r
+}
+
+// mergeLevels adds up the slices of one level.
+func mergeLevels(parts []levelResult) levelResult {
+	r := levelResult{conc: parts[0].conc, hasDB: true}
+	var xacts, rows, reqs float64
+	for _, p := range parts {
+		r.ops += p.ops
+		r.errs += p.errs
+		r.elapsed += p.elapsed
+		r.serverCPU += p.serverCPU
+		r.benchCPU += p.benchCPU
+		r.pgCPU += p.pgCPU
+		r.otherCPU += p.otherCPU
+		r.maxRSS = max(r.maxRSS, p.maxRSS)
+		r.hasDB = r.hasDB && p.hasDB
+		xacts += p.xacts * float64(p.ops)
+		rows += p.rows * float64(p.ops)
+		reqs += p.requests * float64(p.ops)
+		r.lat = append(r.lat, p.lat...)
+		for _, e := range p.errSample {
+			if len(r.errSample) < 5 && !slices.Contains(r.errSample, e) {
+				r.errSample = append(r.errSample, e)
+			}
+		}
+	}
+	if r.ops > 0 {
+		r.xacts, r.rows, r.requests = xacts/float64(r.ops), rows/float64(r.ops), reqs/float64(r.ops)
+	}
+	slices.Sort(r.lat)
+	r.p50, r.p95, r.p99 = percentile(r.lat, 0.50), percentile(r.lat, 0.95), percentile(r.lat, 0.99)
 	return r
 }
 

@@ -222,7 +222,7 @@ func (h *harness) seedAll(ctx context.Context) error {
 // floor; over the scenario each user yields about 3 codes plus one per
 // 30 seconds (the replay rule), and 10 backup codes.
 func (h *harness) poolSize() int {
-	total := h.opts.warmup.Seconds() + float64(len(h.opts.levels))*h.opts.duration.Seconds()
+	total := h.opts.warmup.Seconds() + float64(len(h.opts.levels)*floorSlices)*h.opts.duration.Seconds()
 	signIns := 1.25 * h.floor * total
 	n := max(signIns/(2+total/30), signIns/10)
 	return max(int(math.Ceil(n)), 2*slices.Max(h.opts.levels))
@@ -250,7 +250,6 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (scenarioResult,
 // (twofold, or Hydra) on database e, warming up before the first, and
 // notes the server's peak RSS and what it logged.
 func (h *harness) runLevels(ctx context.Context, res *scenarioResult, e *env, srv *server) error {
-	var before float64 // the argon2id floor just before the level
 	for i, c := range h.opts.levels {
 		ops, err := res.prepare(ctx, h, c)
 		if err != nil {
@@ -259,20 +258,16 @@ func (h *harness) runLevels(ctx context.Context, res *scenarioResult, e *env, sr
 		if i == 0 && h.opts.warmup > 0 {
 			drive(ctx, ops, h.opts.warmup)
 		}
-		if res.pool && i == 0 {
-			before = argonFloor(h.opts.floorTime)
-		}
 		h.seed.pool.takeWaited()
-		logf("%s %s: %d workers for %s", cmp.Or(res.server, "twofold"), res.key, c, h.opts.duration)
-		r := h.measure(ctx, e, srv, ops)
-		r.waited = h.seed.pool.takeWaited()
+		var r levelResult
 		if res.pool {
-			// The floor moves with other work on the machine (argon2id is
-			// bound by memory bandwidth, which neighbours share): compare
-			// each level with floors taken right before and right after it.
-			after := argonFloor(h.opts.floorTime)
-			r.floor, before = (before+after)/2, after
+			logf("%s %s: %d workers for %d × %s, argon2id floor between", cmp.Or(res.server, "twofold"), res.key, c, floorSlices, h.opts.duration)
+			r = h.measureAgainstFloor(ctx, e, srv, ops)
+		} else {
+			logf("%s %s: %d workers for %s", cmp.Or(res.server, "twofold"), res.key, c, h.opts.duration)
+			r = h.measure(ctx, e, srv, ops)
 		}
+		r.waited = h.seed.pool.takeWaited()
 		res.levels = append(res.levels, r)
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -46,7 +46,7 @@ func renderScenario(r scenarioResult) string {
 			l.conc, l.opsPerSec(), ms(l.p50), ms(l.p95), ms(l.p99), l.errs, l.requests, l.serverCPU, cpuPerOp,
 			float64(l.maxRSS)/1024, pg, l.benchCPU, l.otherCPU, xacts, rows)
 		if l.floor > 0 {
-			ratios = append(ratios, fmt.Sprintf("%d clients %.0f%% (%.1f hashes/s)", l.conc, 100*l.opsPerSec()/l.floor, l.floor))
+			ratios = append(ratios, fmt.Sprintf("%d clients %.0f%% (%.1f hashes/s; slices %s)", l.conc, 100*l.opsPerSec()/l.floor, l.floor, percents(l.sliceRatios)))
 			if bestLevel.floor == 0 || l.opsPerSec()/l.floor > bestLevel.opsPerSec()/bestLevel.floor {
 				bestLevel = l
 			}
@@ -60,8 +60,8 @@ func renderScenario(r scenarioResult) string {
 	}
 	notes = append(notes, fmt.Sprintf("peak RSS of %s over the scenario (VmHWM): %.0f MiB", server, float64(r.hwm)/1024))
 	if len(ratios) > 0 {
-		notes = append(notes, fmt.Sprintf("throughput against the argon2id floor around each level (mean of the floors measured just before and just after it): %s; best **%.0f%%**",
-			strings.Join(ratios, ", "), 100*bestLevel.opsPerSec()/bestLevel.floor))
+		notes = append(notes, fmt.Sprintf("throughput against the argon2id floor (each level in %d slices of %s, each slice against the mean of the floors measured just before and just after it): %s; best **%.0f%%**",
+			floorSlices, bestLevel.slice, strings.Join(ratios, ", "), 100*bestLevel.opsPerSec()/bestLevel.floor))
 		if n := cpuBreakdown(bestLevel, bestLevel.floor); n != "" {
 			notes = append(notes, n)
 		}
@@ -77,6 +77,15 @@ func renderScenario(r scenarioResult) string {
 		b.WriteString("- " + n + "\n")
 	}
 	return b.String()
+}
+
+// percents lists ratios as whole percentages: "78/83/81%".
+func percents(ratios []float64) string {
+	p := make([]string, len(ratios))
+	for i, r := range ratios {
+		p[i] = fmt.Sprintf("%.0f", 100*r)
+	}
+	return strings.Join(p, "/") + "%"
 }
 
 func ms(d time.Duration) string {
