@@ -26,7 +26,9 @@ type Store interface {
 	// GetUserWithFactors reads a user and their second factors at a
 	// glance in one query.
 	GetUserWithFactors(ctx context.Context, id string) (store.User, store.FactorSummary, error)
-	RecordLogin(ctx context.Context, id string, at time.Time) error
+	// RecordLogin records a sign-in: the user's last sign-in time and
+	// its audit event, together.
+	RecordLogin(ctx context.Context, e store.AuditEvent) error
 	CreateLoginFlow(ctx context.Context, f store.LoginFlow) error
 	GetLoginFlow(ctx context.Context, id string, now time.Time) (store.LoginFlow, error)
 	// GetLoginFlowWithUser reads a flow past its password step with its

@@ -192,10 +192,11 @@ func (h *Handler) resetPendingPage(w http.ResponseWriter, r *http.Request) {
 // recordLogin notes a completed sign-in: the user's last sign-in time and
 // an audit event saying which factors were used.
 func (h *Handler) recordLogin(r *http.Request, userID, method string) {
-	if err := h.Store.RecordLogin(r.Context(), userID, h.Now()); err != nil {
+	e := store.AuditEvent{At: h.Now(), Kind: "login.succeeded", ActorID: userID, TargetID: userID,
+		ClientAddr: h.ClientIP.Of(r), Details: map[string]string{"method": method}}
+	if err := h.Store.RecordLogin(r.Context(), e); err != nil {
 		web.Logger(r.Context()).Error("record login", "err", err)
 	}
-	h.audit(r, "login.succeeded", userID, map[string]string{"method": method})
 }
 
 // digest keys rate limits by email without storing emails that may not

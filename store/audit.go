@@ -9,26 +9,49 @@ import (
 
 // AppendAudit writes an audit event.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) error {
-	details := "{}"
-	if len(e.Details) > 0 {
-		b, err := json.Marshal(e.Details)
-		if err != nil {
-			return fmt.Errorf("encode audit details: %w", err)
-		}
-		details = string(b)
-	}
-	_, err := db.exec(ctx, `INSERT INTO audit_events (at, kind, actor_id, target_id, org_id, client_addr, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		utc(e.At), e.Kind, e.ActorID, e.TargetID, e.OrgID, e.ClientAddr, details)
+	details, err := auditDetails(e)
 	if err != nil {
+		return err
+	}
+	if err := db.insertAudit(ctx, e, details); err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.Kind, err)
 	}
+	db.audited(e)
+	return nil
+}
+
+// auditInsert is the head of an INSERT of an audit event; $1 to $7 are
+// auditArgs.
+const auditInsert = `INSERT INTO audit_events (at, kind, actor_id, target_id, org_id, client_addr, details) `
+
+func auditArgs(e AuditEvent, details string) []any {
+	return []any{utc(e.At), e.Kind, e.ActorID, e.TargetID, e.OrgID, e.ClientAddr, details}
+}
+
+func (db *DB) insertAudit(ctx context.Context, e AuditEvent, details string) error {
+	_, err := db.exec(ctx, auditInsert+`VALUES ($1, $2, $3, $4, $5, $6, $7)`, auditArgs(e, details)...)
+	return err
+}
+
+// auditDetails is e's details column.
+func auditDetails(e AuditEvent) (string, error) {
+	if len(e.Details) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(e.Details)
+	if err != nil {
+		return "", fmt.Errorf("encode audit details: %w", err)
+	}
+	return string(b), nil
+}
+
+// audited tells the audit hook of an event written.
+func (db *DB) audited(e AuditEvent) {
 	if db.onAudit != nil {
 		// In a transaction that later rolls back, the event was still
 		// attempted: metrics count attempts, the audit log what committed.
 		db.onAudit(e)
 	}
-	return nil
 }
 
 // AuditFilter selects audit events; empty fields match everything.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 )
 
 const userColumns = `id, email, email_verified, name, password_hash, mfa_state, created_at, last_login_at`
@@ -75,11 +74,31 @@ func (db *DB) SetUserPassword(ctx context.Context, id, hash string) error {
 	return nil
 }
 
-// RecordLogin notes a successful sign-in.
-func (db *DB) RecordLogin(ctx context.Context, id string, at time.Time) error {
-	if err := db.execOne(ctx, `UPDATE users SET last_login_at = $2 WHERE id = $1`, id, utc(at)); err != nil {
-		return fmt.Errorf("record login of user %s: %w", id, err)
+// RecordLogin records a successful sign-in: the user's last sign-in time
+// and its audit event e, whose TargetID is the user and At the time. Both
+// are written or neither: on PostgreSQL in one statement (a data-modifying
+// WITH, so one round trip and one commit), on SQLite in one transaction. It
+// fails with ErrNotFound, writing nothing, when the user is gone.
+func (db *DB) RecordLogin(ctx context.Context, e AuditEvent) error {
+	details, err := auditDetails(e)
+	if err != nil {
+		return err
 	}
+	if db.dialect.name == postgresDialect.name {
+		err = db.execOne(ctx, `WITH u AS (UPDATE users SET last_login_at = $1 WHERE id = $4 RETURNING id) `+
+			auditInsert+`SELECT $1, $2, $3, u.id, $5, $6, $7 FROM u`, auditArgs(e, details)...)
+	} else {
+		err = db.InTx(ctx, func(ctx context.Context) error {
+			if err := db.execOne(ctx, `UPDATE users SET last_login_at = $2 WHERE id = $1`, e.TargetID, utc(e.At)); err != nil {
+				return err
+			}
+			return db.insertAudit(ctx, e, details)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("record login of user %s: %w", e.TargetID, err)
+	}
+	db.audited(e)
 	return nil
 }
 

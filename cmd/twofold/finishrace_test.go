@@ -9,8 +9,8 @@ import (
 )
 
 // TestResetRacesFinishingStep: an owner's reset that lands while the step
-// finishing a sign-in runs (held here at its login.succeeded audit event,
-// after the password check and before the flow is consumed) stops the
+// finishing a sign-in runs (held here at its session's insert, after the
+// password check and before the flow is consumed) stops the
 // code. That step never stored the user in the flow, so the reset found
 // no flow to delete; the provider reads the user once the flow is
 // consumed and sees the reset.
@@ -25,7 +25,9 @@ func TestResetRacesFinishingStep(t *testing.T) {
 	form.Set("email", u.Email)
 	form.Set("password", u.Password)
 
-	pause := d.pauseAt("audit_events", "NEW.kind = 'login.succeeded'")
+	// Not at the login.succeeded audit event: that is written with the
+	// user's last sign-in time, which holds the user's row until it ends.
+	pause := d.pauseAt("browser_sessions", "")
 	done := make(chan page, 1)
 	go func() { done <- b.request(http.MethodPost, "/login", form, nil) }()
 	pause.waiter()

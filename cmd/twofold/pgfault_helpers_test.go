@@ -243,8 +243,10 @@ func (p *pausePoint) release() {
 		return
 	}
 	ctx := context.Background()
-	p.conn.Exec(ctx, "DROP TRIGGER IF EXISTS "+p.name+" ON "+strings.TrimPrefix(p.name, "twofold_test_pause_"))
+	// Unlock first: DROP TRIGGER waits for the held statement's lock on
+	// the table, and the held statement waits for this lock.
 	p.conn.Exec(ctx, fmt.Sprintf("SELECT pg_advisory_unlock(%d)", pauseKey))
+	p.conn.Exec(ctx, "DROP TRIGGER IF EXISTS "+p.name+" ON "+strings.TrimPrefix(p.name, "twofold_test_pause_"))
 	p.conn.Close(ctx)
 	p.conn = nil
 }

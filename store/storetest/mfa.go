@@ -168,7 +168,7 @@ func testRateLimitLockout(t *testing.T, db *store.DB) {
 func testFactorSummary(t *testing.T, db *store.DB) {
 	u := newUser(t, db, "summary@example.com")
 	other := newUser(t, db, "summary-other@example.com")
-	must(t, db.RecordLogin(ctx, u.ID, t0.Add(time.Minute)), "record login")
+	must(t, db.RecordLogin(ctx, loginEvent(u.ID, t0.Add(time.Minute))), "record login")
 	fositeClient(t, db)
 	flow := store.LoginFlow{ID: "summary-flow", BindingHash: []byte("b"), ClientID: "rp", Query: "x",
 		RequestedAt: t0, ExpiresAt: t0.Add(time.Hour), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: t0}

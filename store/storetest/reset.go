@@ -89,7 +89,7 @@ func testOrgMembers(t *testing.T, db *store.DB) {
 	must(t, db.PutMembership(ctx, store.Membership{OrgID: "other", UserID: member.ID, Role: store.RoleOwner, CreatedAt: t0}), "member")
 	must(t, db.PutTOTPEnrollment(ctx, store.TOTPEnrollment{UserID: member.ID, SealedSecret: []byte("s"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}), "enroll")
 	must(t, db.ConfirmTOTP(ctx, store.TOTPCredential{UserID: member.ID, SealedSecret: []byte("s"), CreatedAt: t0}, [][]byte{{1}, {2}}), "confirm")
-	must(t, db.RecordLogin(ctx, member.ID, t0.Add(time.Hour)), "login")
+	must(t, db.RecordLogin(ctx, loginEvent(member.ID, t0.Add(time.Hour))), "login")
 
 	ms, err := db.ListOrgMembers(ctx, "org")
 	must(t, err, "list members")

@@ -123,12 +123,26 @@ func testUsers(t *testing.T, db *store.DB) {
 	if _, err := db.GetUser(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing user: err = %v, want ErrNotFound", err)
 	}
-	must(t, db.RecordLogin(ctx, u.ID, t0.Add(time.Hour)), "record login")
+	must(t, db.RecordLogin(ctx, loginEvent(u.ID, t0.Add(time.Hour))), "record login")
 	must(t, db.SetUserPassword(ctx, u.ID, "$argon2id$y"), "set password")
 	got, err = db.GetUser(ctx, u.ID)
 	must(t, err, "get user")
 	if !got.LastLoginAt.Equal(t0.Add(time.Hour).Truncate(time.Microsecond)) || got.PasswordHash != "$argon2id$y" {
 		t.Fatalf("after login and password change: %+v", got)
+	}
+	// The sign-in's audit event is written with it; a sign-in of a user
+	// who is gone writes neither.
+	logins, err := db.ListAudit(ctx, store.AuditFilter{TargetID: u.ID, Kind: "login.succeeded"})
+	must(t, err, "list logins")
+	if len(logins) != 1 || !logins[0].At.Equal(t0.Add(time.Hour)) || logins[0].ActorID != u.ID ||
+		logins[0].ClientAddr != "192.0.2.7" || logins[0].Details["method"] != "password+totp" {
+		t.Fatalf("login events = %+v", logins)
+	}
+	if err := db.RecordLogin(ctx, loginEvent("missing", t0)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record login of missing user: %v", err)
+	}
+	if gone, err := db.ListAudit(ctx, store.AuditFilter{TargetID: "missing"}); err != nil || len(gone) != 0 {
+		t.Fatalf("events of a missing user's login = %+v, %v", gone, err)
 	}
 	if err := db.SetUserPassword(ctx, "missing", "x"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("set password of missing user: %v", err)
@@ -238,4 +252,10 @@ func testAudit(t *testing.T, db *store.DB) {
 	if len(none) != 0 {
 		t.Fatalf("other org sees %d events", len(none))
 	}
+}
+
+// loginEvent is the audit event of userID's sign-in at at.
+func loginEvent(userID string, at time.Time) store.AuditEvent {
+	return store.AuditEvent{At: at, Kind: "login.succeeded", ActorID: userID, TargetID: userID,
+		ClientAddr: "192.0.2.7", Details: map[string]string{"method": "password+totp"}}
 }
