@@ -237,10 +237,16 @@ one address meet the per-address password throttle.
 The argon2id floor is how many password hashes per second this machine
 does at twofold's parameters with every core busy: no sign-in that checks
 a password can go faster. It is measured at the start and, in the
-sign-in scenarios, just before and just after each level, since other
-work on the machine moves it (argon2id is bound by memory bandwidth,
-which the machine's neighbours share): each level is compared with the
-mean of the two.
+sign-in scenarios, between measurements, since other work on the machine
+moves it (argon2id is bound by memory bandwidth, which the machine's
+neighbours share): one-second floors on the idle machine the figures
+below come from range from 56 to 78 hashes/s, and the mean drifts by
+±15% over minutes. So each sign-in level runs as three slices of the
+level's duration with a floor measured before, between and after them;
+each slice is compared with the mean of the floors on either side of it,
+and the level with the time-weighted mean of those. The report lists each
+slice's ratio beside the level's, so the spread is there to see: where
+it is wide, so is the uncertainty of the level's figure.
 
 twofold runs as it would in service: without GOGC or GOMEMLIMIT in the
 environment it sizes its garbage collector for password hashing (GOGC=200
