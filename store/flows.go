@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -34,8 +33,7 @@ func (db *DB) GetLoginFlow(ctx context.Context, id string, now time.Time) (Login
 
 // flowWithUserQuery reads a flow, its user and their FactorSummary in one
 // statement. The inner join leaves out a flow with no user yet.
-var flowWithUserQuery = `SELECT f.` + strings.ReplaceAll(flowColumns, ", ", ", f.") + `,
-	u.` + strings.ReplaceAll(userColumns, ", ", ", u.") + `, ` + factorColumns + `
+var flowWithUserQuery = `SELECT ` + qualified("f", flowColumns) + `, ` + qualified("u", userColumns) + `, ` + factorColumns + `
 	FROM login_flows f JOIN users u ON u.id = f.user_id LEFT JOIN totp_credentials t ON t.user_id = u.id
 	WHERE f.id = $1 AND f.expires_at > $2`
 
@@ -46,21 +44,19 @@ var flowWithUserQuery = `SELECT f.` + strings.ReplaceAll(flowColumns, ", ", ", f
 // without a user too; GetLoginFlow tells the two apart.
 func (db *DB) GetLoginFlowWithUser(ctx context.Context, id string, now time.Time) (LoginFlow, User, FactorSummary, error) {
 	var (
-		fs    flowScan
-		us    userScan
-		sum   FactorSummary
-		since sql.NullTime
+		fls flowScan
+		us  userScan
+		fs  factorScan
 	)
-	dest := append(append(fs.dest(), us.dest()...), &since, &sum.Keys, &sum.BackupCodes, &sum.Required)
+	dest := append(append(fls.dest(), us.dest()...), fs.dest()...)
 	if err := db.q(ctx).QueryRowContext(ctx, flowWithUserQuery, id, utc(now)).Scan(dest...); err != nil {
 		return LoginFlow{}, User{}, FactorSummary{}, fmt.Errorf("get login flow with user: %w", notFound(err))
 	}
-	f, err := fs.flow()
+	f, err := fls.flow()
 	if err != nil {
 		return LoginFlow{}, User{}, FactorSummary{}, err
 	}
-	sum.TOTP, sum.TOTPSince = since.Valid, since.Time
-	return f, us.user(), sum, nil
+	return f, us.user(), fs.summary(), nil
 }
 
 // flowScan holds a row of flowColumns while it is scanned.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -189,17 +188,15 @@ func (fs FactorSummary) Enrolled() bool { return fs.TOTP || fs.Keys > 0 }
 // steps and the pages that show a user's factors (the second-factor step,
 // Security Settings).
 func (db *DB) GetFactorSummary(ctx context.Context, userID string) (FactorSummary, error) {
-	var fs FactorSummary
-	var since sql.NullTime
+	var fs factorScan
 	// The TOTP column comes from a join, not a subquery, so that SQLite
 	// knows it is a timestamp and reads it back as one.
 	err := db.q(ctx).QueryRowContext(ctx, `SELECT `+factorColumns+`
-		FROM (SELECT CAST($1 AS TEXT) AS id) u LEFT JOIN totp_credentials t ON t.user_id = u.id`, userID).Scan(&since, &fs.Keys, &fs.BackupCodes, &fs.Required)
+		FROM (SELECT CAST($1 AS TEXT) AS id) u LEFT JOIN totp_credentials t ON t.user_id = u.id`, userID).Scan(fs.dest()...)
 	if err != nil {
-		return fs, fmt.Errorf("second factors of %s: %w", userID, err)
+		return FactorSummary{}, fmt.Errorf("second factors of %s: %w", userID, err)
 	}
-	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
-	return fs, nil
+	return fs.summary(), nil
 }
 
 // factorColumns are FactorSummary's columns for the user u, whose TOTP
@@ -210,21 +207,35 @@ const factorColumns = `t.created_at,
 	EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.org_id
 		WHERE m.user_id = u.id AND o.require_2fa)`
 
+// factorScan holds a row of factorColumns while it is scanned.
+type factorScan struct {
+	fs    FactorSummary
+	since sql.NullTime // the TOTP credential's creation, NULL without one
+}
+
+func (s *factorScan) dest() []any {
+	return []any{&s.since, &s.fs.Keys, &s.fs.BackupCodes, &s.fs.Required}
+}
+
+func (s *factorScan) summary() FactorSummary {
+	fs := s.fs
+	fs.TOTP, fs.TOTPSince = s.since.Valid, s.since.Time
+	return fs
+}
+
 // userFactorsQuery reads a user and their FactorSummary in one statement.
-var userFactorsQuery = `SELECT u.` + strings.ReplaceAll(userColumns, ", ", ", u.") + `, ` + factorColumns + `
+var userFactorsQuery = `SELECT ` + qualified("u", userColumns) + `, ` + factorColumns + `
 	FROM users u LEFT JOIN totp_credentials t ON t.user_id = u.id WHERE u.id = $1`
 
 // GetUserWithFactors returns the user with id and their second factors at
 // a glance (GetFactorSummary) in one query: each sign-in step needs both.
 func (db *DB) GetUserWithFactors(ctx context.Context, id string) (User, FactorSummary, error) {
-	var fs FactorSummary
-	var since sql.NullTime
-	u, err := scanUser(db.q(ctx).QueryRowContext(ctx, userFactorsQuery, id), &since, &fs.Keys, &fs.BackupCodes, &fs.Required)
+	var fs factorScan
+	u, err := scanUser(db.q(ctx).QueryRowContext(ctx, userFactorsQuery, id), fs.dest()...)
 	if err != nil {
 		return User{}, FactorSummary{}, fmt.Errorf("get user %s: %w", id, notFound(err))
 	}
-	fs.TOTP, fs.TOTPSince = since.Valid, since.Time
-	return u, fs, nil
+	return u, fs.summary(), nil
 }
 
 // UserRequires2FA reports whether any organization the user belongs to

@@ -27,7 +27,9 @@ import (
 // key), it falls back to a transaction that locks the row.
 func (db *DB) RateLimitAttempt(ctx context.Context, key string, b Backoff, now time.Time) error {
 	now = utc(now)
-	if rateLimitFastPath && !db.notFree.has(key, now) {
+	// A backoff without free attempts has no one-statement case (and
+	// leaves no hints).
+	if rateLimitFastPath && b.Free >= 1 && !db.notFree.has(key, now) {
 		if done, err := db.rateLimitFree(ctx, key, b, now); err != nil || done {
 			return err
 		}
@@ -157,11 +159,9 @@ var rateLimitFastPath = true
 // the row's current version (PostgreSQL's ON CONFLICT DO UPDATE locks the
 // row and re-checks WHERE on the newest version; SQLite writes one at a
 // time). It reports false, changing nothing, when the attempt is not
-// free; the caller then decides it on the row it reads.
+// free; the caller then decides it on the row it reads. b.Free must be at
+// least 1: the INSERT of a new key is unconditional.
 func (db *DB) rateLimitFree(ctx context.Context, key string, b Backoff, now time.Time) (bool, error) {
-	if b.Free < 1 {
-		return false, nil
-	}
 	lockout := math.MaxInt32
 	if b.Lockout > 0 {
 		lockout = b.Lockout

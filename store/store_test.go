@@ -74,6 +74,18 @@ func TestRateLimitNotFreeHints(t *testing.T) {
 		if db.SkipsFreeAttempt("hint", t0.Add(time.Second)) {
 			t.Fatal("a reset kept the hint")
 		}
+		// A backoff without free attempts delays from the first one, and
+		// its keys take the read path from the start, leaving no hint.
+		none := store.Backoff{Base: time.Minute, Max: time.Minute}
+		if err := db.RateLimitAttempt(ctx, "no-free", none, t0); err != nil {
+			t.Fatalf("first attempt without free ones: %v", err)
+		}
+		if err := db.RateLimitAttempt(ctx, "no-free", none, t0.Add(time.Second)); !errors.Is(err, store.ErrThrottled) {
+			t.Fatalf("second attempt within the first one's delay: %v, want ErrThrottled", err)
+		}
+		if db.SkipsFreeAttempt("no-free", t0.Add(time.Second)) {
+			t.Fatal("a key without free attempts left a hint")
+		}
 		// Keys past their free attempts, more of them than the bound.
 		store.BoundNotFreeHints(t, 16)
 		one := store.Backoff{Free: 1, Base: time.Second, Max: time.Second}

@@ -9,6 +9,12 @@ import (
 
 const userColumns = `id, email, email_verified, name, password_hash, mfa_state, created_at, last_login_at`
 
+// qualified prefixes each of columns (a list like userColumns) with a
+// table's alias: qualified("u", "id, email") is "u.id, u.email".
+func qualified(alias, columns string) string {
+	return alias + "." + strings.ReplaceAll(columns, ", ", ", "+alias+".")
+}
+
 // scanUser scans userColumns, then the extra columns a query adds after them.
 func scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var s userScan
