@@ -51,9 +51,11 @@ Two variables of Go's own are read too. `+"`GOGC`"+` and `+"`GOMEMLIMIT`"+` tune
 garbage collector; when neither is set, `+"`twofold serve`"+` sets `+"`GOGC=%d`"+` and
 a soft limit of %d MiB plus the password pool's argon2id memory (19 MiB per
 core at the default parameters), because every password hash allocates its
-work area afresh (see the [operator guide](operator.md#at-larger-scale)).
-Setting either one leaves both to you.
-`, memoryGCPercent, memoryBase>>20)
+work area afresh, and keeps that limit a tenth and %d MiB below the memory
+limit of its container or systemd unit when it has one (see the
+[operator guide](operator.md#at-larger-scale)). Setting either one leaves
+both to you.
+`, memoryGCPercent, memoryBase>>20, memoryOutside>>20)
 	return b.Bytes()
 }
 

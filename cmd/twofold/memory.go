@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"runtime/debug"
 )
 
@@ -29,36 +30,75 @@ import (
 // gain: the runtime then returns pages to stay under it.) Going over the
 // limit is not an error: the collector works harder (at most half the
 // CPU) rather than failing requests.
+//
+// In a container (or a systemd unit with MemoryMax) the soft limit also
+// stays below the group's memory limit, by a tenth of it and by
+// memoryOutside: the kernel kills a process that crosses its group's
+// limit, while the soft limit only counts the Go runtime's own memory, not
+// the pages of the binary it runs from (about 24 MiB resident here). When
+// that leaves less than memoryMinHeap beside the pool's work areas, serve
+// warns at start: concurrent sign-ins may then be killed for memory.
 const (
 	memoryGCPercent = 200
 	memoryBase      = 96 << 20
+	memoryOutside   = 32 << 20
+	memoryMinHeap   = 32 << 20
 )
 
 // memoryPlan is the collector's configuration serve applies.
 type memoryPlan struct {
 	GCPercent int
 	Limit     int64 // bytes
+	// Container is the control group's memory limit (0: none found), and
+	// Tight says it leaves the heap less than memoryMinHeap beside the
+	// password pool's work areas.
+	Container int64
+	Tight     bool
 }
 
 // planMemory returns the plan for a password pool holding at most
-// hashing bytes of work areas at once, or false when the operator set
-// GOGC or GOMEMLIMIT and the runtime already follows them.
-func planMemory(getenv func(string) string, hashing uint64) (memoryPlan, bool) {
+// hashing bytes of work areas at once inside a control group limited to
+// container bytes (0 for none), or false when the operator set GOGC or
+// GOMEMLIMIT and the runtime already follows them.
+func planMemory(getenv func(string) string, hashing uint64, container int64) (memoryPlan, bool) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return memoryPlan{}, false
 	}
-	return memoryPlan{GCPercent: memoryGCPercent, Limit: memoryBase + int64(hashing)}, true
+	p := memoryPlan{GCPercent: memoryGCPercent, Limit: memoryBase + int64(hashing), Container: container}
+	if container > 0 {
+		room := container - container/10 - memoryOutside
+		if room <= 0 {
+			room = container - container/10
+		}
+		p.Limit = min(p.Limit, room)
+		p.Tight = room < int64(hashing)+memoryMinHeap
+	}
+	return p, true
 }
 
-// applyMemoryPlan configures the process's collector by planMemory. Only
-// the twofold process does (ownsRuntime): tests run serve in-process, and
-// the test binary keeps its own settings.
+// applyMemoryPlan configures the process's collector by planMemory, with
+// the control group's limit read from the root file system. Only the
+// twofold process does (ownsRuntime): tests run serve in-process, and the
+// test binary keeps its own settings.
 func applyMemoryPlan(log *slog.Logger, getenv func(string) string, hashing uint64) {
-	p, ok := planMemory(getenv, hashing)
-	if !ok || !ownsRuntime {
+	if !ownsRuntime {
+		return
+	}
+	container, _ := containerMemory(os.DirFS("/"))
+	p, ok := planMemory(getenv, hashing, container)
+	if !ok {
 		return
 	}
 	debug.SetGCPercent(p.GCPercent)
 	debug.SetMemoryLimit(p.Limit)
-	log.Info("garbage collector sized for password hashing", "gogc", p.GCPercent, "memory_limit_mib", p.Limit>>20)
+	attrs := []any{"gogc", p.GCPercent, "memory_limit_mib", p.Limit >> 20}
+	if p.Container > 0 {
+		attrs = append(attrs, "container_memory_mib", p.Container>>20)
+	}
+	log.Info("garbage collector sized for password hashing", attrs...)
+	if p.Tight {
+		log.Warn("the memory limit of twofold's container leaves little beside password hashing: concurrent sign-ins may be killed for memory; raise the limit to at least the figure given, or lower password memory",
+			"container_memory_mib", p.Container>>20, "password_hashing_mib", hashing>>20,
+			"at_least_mib", (int64(hashing)+memoryMinHeap+memoryOutside)*10/9>>20)
+	}
 }

@@ -13,7 +13,7 @@ func TestPlanMemory(t *testing.T) {
 	pool := password.New(password.Params{Memory: 19 * 1024, Time: 1, Threads: 1, KeyLen: 16, SaltLen: 16}, 2)
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 
-	p, ok := planMemory(env(nil), pool.MaxMemory())
+	p, ok := planMemory(env(nil), pool.MaxMemory(), 0)
 	if !ok {
 		t.Fatal("no plan without GOGC or GOMEMLIMIT")
 	}
@@ -21,8 +21,35 @@ func TestPlanMemory(t *testing.T) {
 		t.Fatalf("plan = %+v, want GOGC 200 and a %d MiB limit", p, want>>20)
 	}
 	for _, kv := range []map[string]string{{"GOGC": "100"}, {"GOMEMLIMIT": "1GiB"}, {"GOGC": "off", "GOMEMLIMIT": "512MiB"}} {
-		if p, ok := planMemory(env(kv), pool.MaxMemory()); ok {
+		if p, ok := planMemory(env(kv), pool.MaxMemory(), 512<<20); ok {
 			t.Errorf("with %v the plan overrode the operator: %+v", kv, p)
+		}
+	}
+}
+
+// TestPlanMemoryContainer: inside a control group's memory limit the soft
+// limit keeps a tenth and memoryOutside below it, never rises above the
+// plan without one, and a limit too small for the pool is flagged.
+func TestPlanMemoryContainer(t *testing.T) {
+	none := func(string) string { return "" }
+	const hashing = 2 * 19 << 20
+	for _, c := range []struct {
+		container, limit int64
+		tight            bool
+	}{
+		{container: 0, limit: (96 + 38) << 20},
+		{container: 4 << 30, limit: (96 + 38) << 20},                             // roomy: the plan as without
+		{container: 200 << 20, limit: (96 + 38) << 20},                           // 148 MiB of room: the plan fits
+		{container: 160 << 20, limit: 160<<20 - 16<<20 - 32<<20},                 // 112 MiB
+		{container: 96 << 20, limit: 96<<20 - (96<<20)/10 - 32<<20, tight: true}, // 54 MiB < 38 + 32
+		{container: 30 << 20, limit: 30<<20 - 3<<20, tight: true},                // no room for the outside allowance
+	} {
+		p, ok := planMemory(none, hashing, c.container)
+		if !ok || p.Limit != c.limit || p.Tight != c.tight || p.Container != c.container {
+			t.Errorf("container %d MiB: plan %+v (ok %v), want limit %d MiB, tight %v", c.container>>20, p, ok, c.limit>>20, c.tight)
+		}
+		if c.container > 0 && p.Limit >= c.container {
+			t.Errorf("container %d MiB: soft limit %d MiB is not below it", c.container>>20, p.Limit>>20)
 		}
 	}
 }
