@@ -257,24 +257,31 @@ harness passes its environment on), to compare.
 
 // cpuBreakdown says where a sign-in's CPU went at level l, next to one
 // argon2id hash at the floor's rate: twofold, PostgreSQL and the harness
-// share the cores, so all three count against the floor.
+// share the cores, so all three count against the floor. It also says how
+// busy the cores were, and the ceiling the others leave: the ratio a
+// server whose only cost were the hash would reach, with PostgreSQL and
+// the harness spending what they spent here.
 func cpuBreakdown(l levelResult, floor float64) string {
 	if l.ops == 0 || floor <= 0 {
 		return ""
 	}
 	per := func(s float64) float64 { return s * 1000 / float64(l.ops) }
 	hash := float64(numCPU()) * 1000 / floor
-	server := per(l.serverCPU)
-	total := server + per(l.benchCPU)
+	server, others := per(l.serverCPU), per(l.benchCPU)
 	pg := ""
 	if l.hasDB {
-		total += per(l.pgCPU)
+		others += per(l.pgCPU)
 		pg = fmt.Sprintf(" + PostgreSQL %.1f ms", per(l.pgCPU))
 	}
+	total := server + others
 	note := fmt.Sprintf("CPU per sign-in at %d clients: twofold %.1f ms%s + harness %.1f ms = %.1f ms; one argon2id hash costs %.1f ms of one core at the floor's rate, %.0f%% of twofold's own CPU per sign-in and %.0f%% of the whole",
 		l.conc, server, pg, per(l.benchCPU), total, hash, 100*hash/server, 100*hash/total)
 	if hash > server {
 		note += " (more than twofold spent in all: the machine ran faster during the level than during the floors around it)"
 	}
-	return note
+	if secs := l.elapsed.Seconds() * float64(numCPU()); secs > 0 {
+		busy := (l.serverCPU + l.benchCPU + l.pgCPU + l.otherCPU) / secs
+		note += fmt.Sprintf("; the cores were %.0f%% busy", 100*min(busy, 1))
+	}
+	return note + fmt.Sprintf("; a server spending nothing beyond the hash, next to the PostgreSQL and harness CPU measured here, would reach %.0f%% of the floor", 100*hash/(hash+others))
 }
