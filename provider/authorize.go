@@ -149,6 +149,11 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	if err == nil {
 		err = p.store.FlushCodeBatch(ctx)
 	}
+	if errors.Is(err, store.ErrUserInactive) {
+		// An owner reset the user after they were read above: the code
+		// was not written (store.insertSessions).
+		err = fosite.ErrAccessDenied.WithHint("The user must set up two-factor authentication again.")
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return

@@ -64,6 +64,11 @@ func (p *Provider) accessError(w http.ResponseWriter, r *http.Request, ar fosite
 		}
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
+	if errors.Is(err, store.ErrUserInactive) {
+		// The user was reset while this request ran: their tokens were not
+		// written (store.insertSessions), and the grant is gone with them.
+		err = fosite.ErrInvalidGrant.WithHint("The user's sign-in was revoked.")
+	}
 	rfcErr := fosite.ErrorToRFC6749Error(err)
 	if !unavailable(err) {
 		log.Info("token error", "error", rfcErr.ErrorField, "hint", rfcErr.HintField, "debug", rfcErr.DebugField)

@@ -31,6 +31,11 @@ func benchClient(b *testing.B, db *store.DB) *store.Client {
 	if err := db.CreateClient(context.Background(), c); err != nil {
 		b.Fatal(err)
 	}
+	// The user "u" the tokens are for: a user's tokens are written only
+	// while the user exists (store.insertSessions).
+	if err := db.CreateUser(context.Background(), store.User{ID: "u", Email: "u@example.com", PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
 	return &c
 }
 

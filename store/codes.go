@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/ory/fosite"
@@ -49,11 +48,13 @@ func (db *DB) GetAuthorizeCodeSession(ctx context.Context, signature string, ses
 // It is the single-use point of an authorization code: one conditional
 // write, so of many concurrent redemptions exactly one changes the row and
 // the others get fosite.ErrInvalidatedAuthorizeCode. The code's PKCE and
-// OpenID Connect rows go in the same transaction.
+// OpenID Connect rows go in the same transaction. The write also takes
+// the user's row (heldByUser), before the tokens are written, so a
+// concurrent owner's reset and the exchange lock in the same order.
 func (db *DB) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
 	return db.InTx(ctx, func(ctx context.Context) error {
 		err := db.execOne(ctx, `UPDATE oauth2_sessions SET active = FALSE
-			WHERE kind = $1 AND signature = $2 AND active`, kindCode, signature)
+			WHERE kind = $1 AND signature = $2 AND active AND `+db.heldByUser(), kindCode, signature)
 		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("invalidate code: %w", fosite.ErrInvalidatedAuthorizeCode)
 		}
@@ -215,8 +216,9 @@ func codeBatchOf(ctx context.Context) *codeBatch {
 }
 
 // FlushCodeBatch writes the rows collected under ctx (WithCodeBatch) in one
-// INSERT: all or none. Without a batch, or with nothing in it, it does
-// nothing.
+// INSERT: all or none, and none with ErrUserInactive when the code's user
+// is gone or has a pending 2FA reset (see insertSessions). Without a
+// batch, or with nothing in it, it does nothing.
 func (db *DB) FlushCodeBatch(ctx context.Context) error {
 	b := codeBatchOf(ctx)
 	if b == nil {
@@ -229,18 +231,7 @@ func (db *DB) FlushCodeBatch(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var (
-		values []string
-		args   []any
-	)
-	for _, row := range rows {
-		n := len(args)
-		values = append(values, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d, TRUE, $%d)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8))
-		args = append(args, row...)
-	}
-	if _, err := db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+` VALUES `+
-		strings.Join(values, ", "), args...); err != nil {
+	if err := db.insertSessions(ctx, rows); err != nil {
 		return fmt.Errorf("store authorization code: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -63,9 +64,76 @@ func (db *DB) createRequest(ctx context.Context, kind, signature string, r fosit
 		b.add(row)
 		return nil
 	}
-	if _, err = db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+`
-		VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)`, row...); err != nil {
+	if err := db.insertSessions(ctx, []sessionRow{row}); err != nil {
 		return fmt.Errorf("store %s session: %w", kind, err)
+	}
+	return nil
+}
+
+// ErrUserInactive is returned when a code, token or companion record was
+// not written because its user is gone or is between an owner's 2FA reset
+// and their enrolling again (mfa_state other than 'none').
+var ErrUserInactive = errors.New("store: the user is gone or must set up two-factor authentication again")
+
+// heldByUser is the condition on an oauth2_sessions row that the first
+// write of a code exchange or a refresh carries: the row is a client's
+// own (no subject) or its user may have tokens, and on PostgreSQL the
+// user's row is share-locked, before the session row itself is. An
+// owner's reset takes the user's row and then the session rows; taking
+// them in the same order means the two wait for each other rather than
+// deadlock (which PostgreSQL would break after a second by failing one),
+// and the write finds a reset that committed while it waited.
+func (db *DB) heldByUser() string {
+	return `(subject = '' OR EXISTS (SELECT 1 FROM users u WHERE u.id = oauth2_sessions.subject AND u.mfa_state = 'none'` +
+		db.dialect.forShare + `))`
+}
+
+// insertSessions writes rows, which all have the same subject, in one
+// statement that holds them to their user.
+//
+// Revocation: a row for a user (any subject but a client's own, "") is
+// written only while the user exists in mfa_state 'none', and on
+// PostgreSQL the statement takes a share lock on the user's row until its
+// transaction ends. An owner's 2FA reset locks that row (LockUser) before
+// it revokes the user's codes and tokens and marks them reset pending, so
+// the two are ordered: either the reset waits for this write and then
+// revokes what it wrote, or the write waits for the reset, reads the
+// user again (READ COMMITTED rechecks a row it waited for), finds the
+// reset and writes nothing. Without the condition a reset committing
+// between the provider's read of the user and this INSERT left a code, or
+// in a code exchange a token, that no revocation had seen. SQLite runs one
+// write at a time, so its statement sees the reset whole or not at all.
+// Nothing written returns ErrUserInactive.
+func (db *DB) insertSessions(ctx context.Context, rows []sessionRow) error {
+	var (
+		values []string
+		args   []any
+	)
+	for i, row := range rows {
+		if row[4] != rows[0][4] {
+			return fmt.Errorf("store sessions: rows for subjects %q and %q in one write", rows[0][4], row[4])
+		}
+		n := len(args)
+		// PostgreSQL types a VALUES list from its first row; the
+		// timestamps need saying so (the rest are text, as it assumes).
+		requested, expires := fmt.Sprintf("$%d", n+6), fmt.Sprintf("$%d", n+7)
+		if i == 0 {
+			requested, expires = db.dialect.timestamp(requested), db.dialect.timestamp(expires)
+		}
+		values = append(values, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, %s, %s, TRUE, $%d)",
+			n+1, n+2, n+3, n+4, n+5, requested, expires, n+8))
+		args = append(args, row...)
+	}
+	res, err := db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+`
+		SELECT * FROM (VALUES `+strings.Join(values, ", ")+`) AS v
+		WHERE $5 = '' OR EXISTS (SELECT 1 FROM users WHERE id = $5 AND mfa_state = 'none'`+db.dialect.forShare+`)`, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != int64(len(rows)) {
+		return ErrUserInactive
 	}
 	return nil
 }
@@ -240,10 +308,12 @@ func (db *DB) DeleteRefreshTokenSession(ctx context.Context, signature string) e
 // RotateRefreshToken implements oauth2.RefreshTokenStorage. The used refresh
 // token is kept but made inactive, so a later reuse is recognised; the
 // access tokens issued with it die. Deactivation is conditional: of two
-// concurrent refreshes with one token, only one rotates.
+// concurrent refreshes with one token, only one rotates, and only while
+// its user may have tokens (heldByUser: it takes the user's row first, as
+// an owner's reset does).
 func (db *DB) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	err := db.execOne(ctx, `UPDATE oauth2_sessions SET active = FALSE
-		WHERE kind = $1 AND signature = $2 AND request_id = $3 AND active`, kindRefresh, signature, requestID)
+		WHERE kind = $1 AND signature = $2 AND request_id = $3 AND active AND `+db.heldByUser(), kindRefresh, signature, requestID)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("rotate refresh token: %w", fosite.ErrInactiveToken)
 	}

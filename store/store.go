@@ -55,6 +55,12 @@ type dialect struct {
 	// skipLocked lets several workers share a queue without waiting on each
 	// other (PostgreSQL); on SQLite there is only one writer at a time.
 	skipLocked string
+	// forShare locks the selected rows against FOR UPDATE until the
+	// transaction ends (PostgreSQL; SQLite's writes are exclusive anyway).
+	forShare string
+	// timestamp types a parameter as a timestamp where the database cannot
+	// tell from context (a VALUES list outside INSERT … VALUES).
+	timestamp func(param string) string
 	// migrationLock serializes concurrent migrators (PostgreSQL only).
 	migrationLock string
 	isUnique      func(error) bool
@@ -64,6 +70,8 @@ var postgresDialect = dialect{
 	name:          "postgres",
 	forUpdate:     " FOR UPDATE",
 	skipLocked:    " FOR UPDATE SKIP LOCKED",
+	forShare:      " FOR SHARE",
+	timestamp:     func(p string) string { return p + "::timestamptz" },
 	migrationLock: "SELECT pg_advisory_xact_lock(7020616)",
 	isUnique: func(err error) bool {
 		var pgErr *pgconn.PgError
@@ -72,7 +80,8 @@ var postgresDialect = dialect{
 }
 
 var sqliteDialect = dialect{
-	name: "sqlite",
+	name:      "sqlite",
+	timestamp: func(p string) string { return p },
 	isUnique: func(err error) bool {
 		var sqErr *sqlite.Error
 		if !errors.As(err, &sqErr) {

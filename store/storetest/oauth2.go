@@ -15,12 +15,18 @@ import (
 	"github.com/twofold-id/twofold/store"
 )
 
-// fositeClient registers a client the fosite cases use.
+// fositeClient registers a client the fosite cases use, and the users
+// alice and bob their tokens are for (a user's codes and tokens are
+// written only while the user exists without a pending 2FA reset).
 func fositeClient(t *testing.T, db *store.DB) *store.Client {
 	t.Helper()
 	c := store.Client{ID: "rp", Name: "RP", RedirectURIs: []string{"https://rp.example/cb"},
-		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"}, CreatedAt: t0}
+		GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
+		Scopes:     []string{"openid", "offline_access"}, CreatedAt: t0}
 	must(t, db.CreateClient(ctx, c), "create client")
+	for _, id := range []string{"alice", "bob"} {
+		must(t, db.CreateUser(ctx, store.User{ID: id, Email: id + "@example.com", PasswordHash: "$argon2id$x", CreatedAt: t0}), "create user %s", id)
+	}
 	return &c
 }
 
@@ -206,4 +212,50 @@ func testTransactions(t *testing.T, db *store.DB) {
 	if _, err := db.GetAccessTokenSession(ctx, "in-tx", newSession("")); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("InTx write survived its error: %v", err)
 	}
+}
+
+// testTokensHeldByUser: a user's codes, tokens and their companions are
+// written, and a code is redeemed or a refresh token rotated, only while
+// the user exists without a pending 2FA reset; a refused write leaves
+// nothing and says ErrUserInactive. A client's own tokens (no subject)
+// have no user to hold them. The PostgreSQL race with an owner's reset
+// is cmd/twofold's TestResetRacesCodeInsert.
+func testTokensHeldByUser(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	createCodeFamily(t, db, c, "live", ctx)
+	must(t, db.CreateRefreshTokenSession(ctx, "rt", "", newRequest(c, "req-rt", "alice")), "refresh token")
+	must(t, db.SetMFAState(ctx, "alice", store.MFAResetPending), "reset alice")
+
+	bctx := store.WithCodeBatch(ctx)
+	createCodeFamily(t, db, c, "after-reset", bctx)
+	if err := db.FlushCodeBatch(bctx); !errors.Is(err, store.ErrUserInactive) {
+		t.Fatalf("code batch for a reset user: %v, want ErrUserInactive", err)
+	}
+	if code, pkce, oidc := readFamily(t, db, ctx, "after-reset"); code || pkce || oidc {
+		t.Fatalf("refused batch wrote code %v, pkce %v, oidc %v", code, pkce, oidc)
+	}
+	for _, sub := range []string{"alice", "nobody"} {
+		if err := db.CreateAccessTokenSession(ctx, "at-"+sub, newRequest(c, "req-"+sub, sub)); !errors.Is(err, store.ErrUserInactive) {
+			t.Fatalf("access token for %s: %v, want ErrUserInactive", sub, err)
+		}
+		if _, err := db.GetAccessTokenSession(ctx, "at-"+sub, newSession("")); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("refused access token for %s was stored: %v", sub, err)
+		}
+	}
+	if err := db.InvalidateAuthorizeCodeSession(ctx, "live"); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Fatalf("redeeming a reset user's code: %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	if err := db.RotateRefreshToken(ctx, "req-rt", "rt"); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("rotating a reset user's refresh token: %v, want ErrInactiveToken", err)
+	}
+
+	// Others are unaffected: bob, and the client acting for itself.
+	must(t, db.CreateAccessTokenSession(ctx, "at-bob", newRequest(c, "req-bob", "bob")), "access token for bob")
+	must(t, db.CreateAccessTokenSession(ctx, "at-client", newRequest(c, "req-client", "")), "client's own access token")
+	// Once enrolled again, alice gets codes again.
+	must(t, db.SetMFAState(ctx, "alice", store.MFANone), "alice enrolled again")
+	bctx = store.WithCodeBatch(ctx)
+	createCodeFamily(t, db, c, "re-enrolled", bctx)
+	must(t, db.FlushCodeBatch(bctx), "code after re-enrolling")
+	must(t, db.InvalidateAuthorizeCodeSession(ctx, "re-enrolled"), "redeem after re-enrolling")
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"RefreshConcurrentRotation", testRefreshConcurrent},
 		{"RevokeByRequestID", testRevokeByRequest},
 		{"RevokeUserTokens", testRevokeUserTokens},
+		{"TokensHeldByUser", testTokensHeldByUser},
 		{"CodeCompanions", testCodeCompanions},
 		{"CodeReads", testCodeReads},
 		{"CodeBatch", testCodeBatch},
