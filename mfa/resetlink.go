@@ -48,10 +48,7 @@ func (h *ResetLinks) Mount(r *mux.Router) {
 	s.Use(hide, web.NoStore, web.CrossOrigin, h.sameHost)
 	s.HandleFunc("/{token}", h.handleLink).Methods(http.MethodGet)
 	s.HandleFunc("/{token}", h.handleComplete).Methods(http.MethodPost)
-	s.NotFoundHandler = hide(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { web.PlainError(w, http.StatusNotFound) }))
-	s.MethodNotAllowedHandler = hide(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		web.PlainError(w, http.StatusMethodNotAllowed)
-	}))
+	s.NotFoundHandler, s.MethodNotAllowedHandler = hide(web.NotFound), hide(web.MethodNotAllowed)
 }
 
 // sameHost refuses a link reached under another host name (a proxy or a

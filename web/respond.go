@@ -19,6 +19,13 @@ func PlainError(w http.ResponseWriter, status int) {
 	fmt.Fprintln(w, http.StatusText(status))
 }
 
+// NotFound and MethodNotAllowed answer a request that no route takes:
+// plain text, never a page.
+var (
+	NotFound         = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { PlainError(w, http.StatusNotFound) })
+	MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { PlainError(w, http.StatusMethodNotAllowed) })
+)
+
 // JSON writes v as JSON with status.
 func JSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)

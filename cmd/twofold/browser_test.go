@@ -182,6 +182,47 @@ func TestResponseHeaders(t *testing.T) {
 	}
 }
 
+// TestWrongMethodUnderPrefixes: under /settings, /settings/security,
+// /api and /reset a known path with a method it does not take is 405 with
+// the methods it takes in Allow, and an unknown path 404, both plain text,
+// signed in or not (gorilla/mux answered a method mismatch inside a
+// subrouter with 404).
+func TestWrongMethodUnderPrefixes(t *testing.T) {
+	s := newTestServer(t, storetest.SQLite(), nil)
+	u := s.createUser("alice@example.com")
+	signedIn := s.newBrowser()
+	signedIn.signInToSettings(u)
+	for _, c := range []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{http.MethodDelete, "/settings/members", 405, "GET, HEAD"},
+		{http.MethodPut, "/settings/audit", 405, "GET, HEAD"},
+		{http.MethodGet, "/settings/members/x/resend", 405, "POST"},
+		{http.MethodPatch, "/settings/organization/require-2fa", 405, "POST"},
+		{http.MethodDelete, "/settings/security", 405, "GET, HEAD"},
+		{http.MethodPut, "/settings/security/totp", 405, "GET, POST"},
+		{http.MethodGet, "/settings/security/disable", 405, "POST"},
+		{http.MethodDelete, "/api/orgs/x/members", 405, "GET"},
+		{http.MethodGet, "/api/orgs/x/members/y/reset-2fa", 405, "POST"},
+		{http.MethodDelete, "/oauth2/token", 405, "POST"},
+		{http.MethodDelete, "/reset/some-token", 405, ""}, // its own subrouter, which hides the path
+		{http.MethodGet, "/settings/nope", 404, ""},
+		{http.MethodGet, "/settings/security/nope", 404, ""},
+		{http.MethodGet, "/api/nope", 404, ""},
+		{http.MethodPost, "/nope", 404, ""},
+	} {
+		for _, b := range []*browser{s.newBrowser(), signedIn} {
+			req, _ := http.NewRequest(c.method, s.issuer+c.path, nil)
+			p := b.do(req)
+			if p.status != c.want || strings.Contains(p.body, "<") || p.header.Get("Allow") != c.allow {
+				t.Errorf("%s %s: %d %q, Allow %q; want %d in plain text, Allow %q", c.method, c.path, p.status, p.body, p.header.Get("Allow"), c.want, c.allow)
+			}
+		}
+	}
+}
+
 func digestForTest(email string) string {
 	return consentDigest(store.NormalizeEmail(email))
 }

@@ -120,10 +120,8 @@ func buildServer(ctx context.Context, a *app) (*server, error) {
 	} else if worker == nil {
 		a.log.Warn("no SMTP server configured (TWOFOLD_SMTP_URL): mail stays in the outbox and is not delivered")
 	}
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { web.PlainError(w, http.StatusNotFound) })
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		web.PlainError(w, http.StatusMethodNotAllowed)
-	})
+	unrouted := web.NotFoundOrNotAllowed(r)
+	r.NotFoundHandler, r.MethodNotAllowedHandler = unrouted, unrouted
 
 	handler := web.Logging(a.log, meters.Observe)(web.SecurityHeaders(web.LimitBody(maxBody)(r)))
 	return &server{handler: handler, router: r, keys: keys, passwords: passwords, templates: tmpl, mailer: mailer, worker: worker, demo: demoInfo}, nil

@@ -1,0 +1,45 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+)
+
+// probedMethods are the methods a not-found request is tried with again.
+var probedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// NotFoundOrNotAllowed is router's NotFoundHandler and
+// MethodNotAllowedHandler: a request whose path a route serves with other
+// methods gets 405 with an Allow header (RFC 9110 §15.5.6), any other 404.
+//
+// gorilla/mux finds a method mismatch itself only at the top level: inside
+// a subrouter under a path prefix, a sibling route clears the mismatch
+// (each route repeats the prefix's matcher, and a matching matcher resets
+// it), so /settings/members asked with DELETE came out as 404. Trying the
+// path with each other method through router.Match is exact instead: it
+// runs the matchers only, never a handler or a middleware, and costs
+// nothing on the paths that exist.
+func NotFoundOrNotAllowed(router *mux.Router) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range probedMethods {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) == 0 {
+			PlainError(w, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		PlainError(w, http.StatusMethodNotAllowed)
+	})
+}
