@@ -48,7 +48,11 @@ func (h *ResetLinks) Mount(r *mux.Router) {
 	s.Use(hide, web.NoStore, web.CrossOrigin, h.sameHost)
 	s.HandleFunc("/{token}", h.handleLink).Methods(http.MethodGet)
 	s.HandleFunc("/{token}", h.handleComplete).Methods(http.MethodPost)
-	s.NotFoundHandler, s.MethodNotAllowedHandler = hide(web.NotFound), hide(web.MethodNotAllowed)
+	s.NotFoundHandler = hide(web.NotFound)
+	s.MethodNotAllowedHandler = hide(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, POST")
+		web.MethodNotAllowed(w, r)
+	}))
 }
 
 // sameHost refuses a link reached under another host name (a proxy or a

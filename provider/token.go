@@ -65,8 +65,10 @@ func (p *Provider) accessError(w http.ResponseWriter, r *http.Request, ar fosite
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
 	if errors.Is(err, store.ErrUserInactive) {
-		// The user was reset while this request ran: their tokens were not
-		// written (store.insertSessions), and the grant is gone with them.
+		// Defence in depth: the exchange's and the refresh's first write
+		// hold the user's row (store.heldByUser), so their tokens' INSERT
+		// does not find the user reset; if it ever did, nothing was written
+		// and the grant is the user's no longer.
 		err = fosite.ErrInvalidGrant.WithHint("The user's sign-in was revoked.")
 	}
 	rfcErr := fosite.ErrorToRFC6749Error(err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -35,4 +36,12 @@ func BoundNotFreeHints(t testing.TB, n int) {
 	saved := maxNotFree
 	maxNotFree = n
 	t.Cleanup(func() { maxNotFree = saved })
+}
+
+// Isolation reports the isolation level a statement with ctx runs at
+// (PostgreSQL's transaction_isolation).
+func (db *DB) Isolation(ctx context.Context) (string, error) {
+	var level string
+	err := db.q(ctx).QueryRowContext(ctx, `SHOW transaction_isolation`).Scan(&level)
+	return level, err
 }

@@ -78,14 +78,16 @@ var ErrUserInactive = errors.New("store: the user is gone or must set up two-fac
 // heldByUser is the condition on an oauth2_sessions row that the first
 // write of a code exchange or a refresh carries: the row is a client's
 // own (no subject) or its user may have tokens, and on PostgreSQL the
-// user's row is share-locked, before the session row itself is. An
+// user's row is key-share-locked, before the session row itself is. An
 // owner's reset takes the user's row and then the session rows; taking
 // them in the same order means the two wait for each other rather than
 // deadlock (which PostgreSQL would break after a second by failing one),
-// and the write finds a reset that committed while it waited.
+// and the write finds a reset that committed while it waited. A reset
+// user's code or refresh token is gone with the reset, so the refusal
+// reads as the code used or the token inactive, as it did before.
 func (db *DB) heldByUser() string {
 	return `(subject = '' OR EXISTS (SELECT 1 FROM users u WHERE u.id = oauth2_sessions.subject AND u.mfa_state = 'none'` +
-		db.dialect.forShare + `))`
+		db.dialect.forKeyShare + `))`
 }
 
 // insertSessions writes rows, which all have the same subject, in one
@@ -93,8 +95,9 @@ func (db *DB) heldByUser() string {
 //
 // Revocation: a row for a user (any subject but a client's own, "") is
 // written only while the user exists in mfa_state 'none', and on
-// PostgreSQL the statement takes a share lock on the user's row until its
-// transaction ends. An owner's 2FA reset locks that row (LockUser) before
+// PostgreSQL the statement takes a key-share lock on the user's row until
+// its transaction ends (which conflicts with FOR UPDATE, not with other
+// updates of the user such as the last sign-in time). An owner's 2FA reset locks that row (LockUser) before
 // it revokes the user's codes and tokens and marks them reset pending, so
 // the two are ordered: either the reset waits for this write and then
 // revokes what it wrote, or the write waits for the reset, reads the
@@ -114,8 +117,9 @@ func (db *DB) insertSessions(ctx context.Context, rows []sessionRow) error {
 			return fmt.Errorf("store sessions: rows for subjects %q and %q in one write", rows[0][4], row[4])
 		}
 		n := len(args)
-		// PostgreSQL types a VALUES list from its first row; the
-		// timestamps need saying so (the rest are text, as it assumes).
+		// PostgreSQL resolves a parameter in VALUES outside INSERT …
+		// VALUES as text unless a row types its column: the first row
+		// types the timestamps, and the other rows follow it.
 		requested, expires := fmt.Sprintf("$%d", n+6), fmt.Sprintf("$%d", n+7)
 		if i == 0 {
 			requested, expires = db.dialect.timestamp(requested), db.dialect.timestamp(expires)
@@ -126,7 +130,7 @@ func (db *DB) insertSessions(ctx context.Context, rows []sessionRow) error {
 	}
 	res, err := db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+`
 		SELECT * FROM (VALUES `+strings.Join(values, ", ")+`) AS v
-		WHERE $5 = '' OR EXISTS (SELECT 1 FROM users WHERE id = $5 AND mfa_state = 'none'`+db.dialect.forShare+`)`, args...)
+		WHERE $5 = '' OR EXISTS (SELECT 1 FROM users WHERE id = $5 AND mfa_state = 'none'`+db.dialect.forKeyShare+`)`, args...)
 	if err != nil {
 		return err
 	}

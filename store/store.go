@@ -55,9 +55,10 @@ type dialect struct {
 	// skipLocked lets several workers share a queue without waiting on each
 	// other (PostgreSQL); on SQLite there is only one writer at a time.
 	skipLocked string
-	// forShare locks the selected rows against FOR UPDATE until the
-	// transaction ends (PostgreSQL; SQLite's writes are exclusive anyway).
-	forShare string
+	// forKeyShare locks the selected rows against FOR UPDATE (and deletes)
+	// until the transaction ends, without blocking other updates of them
+	// (PostgreSQL; SQLite's writes are exclusive anyway).
+	forKeyShare string
 	// timestamp types a parameter as a timestamp where the database cannot
 	// tell from context (a VALUES list outside INSERT … VALUES).
 	timestamp func(param string) string
@@ -70,7 +71,7 @@ var postgresDialect = dialect{
 	name:          "postgres",
 	forUpdate:     " FOR UPDATE",
 	skipLocked:    " FOR UPDATE SKIP LOCKED",
-	forShare:      " FOR SHARE",
+	forKeyShare:   " FOR KEY SHARE",
 	timestamp:     func(p string) string { return p + "::timestamptz" },
 	migrationLock: "SELECT pg_advisory_xact_lock(7020616)",
 	isUnique: func(err error) bool {
@@ -127,6 +128,15 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	case !strings.Contains(dsn, "pool_max_conns="):
 		cfg.MaxConns = int32(max(8, 4*runtime.NumCPU()))
 	}
+	// Every statement and transaction runs at READ COMMITTED, whatever the
+	// server's or the URL's default: the store's conditional writes and
+	// locks are written for it. A write that waited on a row lock sees the
+	// row as the other transaction left it, and each statement of a
+	// transaction sees what committed before it, which is what orders an
+	// owner's reset against a concurrent code or token write (see
+	// insertSessions). At REPEATABLE READ the reset's snapshot would be
+	// taken before it waited for such a write, and miss what it wrote.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)

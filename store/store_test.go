@@ -22,6 +22,37 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestReadCommitted: on PostgreSQL every statement and transaction runs at
+// READ COMMITTED even where the server's or the URL's default is stricter;
+// the ordering of an owner's reset against code and token writes depends
+// on it (store.insertSessions).
+func TestReadCommitted(t *testing.T) {
+	b, ok := storetest.Postgres(t)
+	if !ok {
+		t.Skip("no PostgreSQL (" + storetest.EnvPostgresURL + ")")
+	}
+	dsn := b.URL(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	db := storetest.OpenURL(t, dsn+sep+"default_transaction_isolation=serializable")
+	ctx := context.Background()
+	if level, err := db.Isolation(ctx); err != nil || level != "read committed" {
+		t.Fatalf("a statement runs at %q (%v), want read committed", level, err)
+	}
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		level, err := db.Isolation(ctx)
+		if err == nil && level != "read committed" {
+			err = fmt.Errorf("a transaction runs at %q, want read committed", level)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRateLimitLockedFallback runs the rate-limit tests through the locked
 // transaction RateLimitAttempt falls back to after lost races, which the
 // conformance run reaches only by chance.

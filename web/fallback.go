@@ -19,8 +19,11 @@ var probedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, h
 // (each route repeats the prefix's matcher, and a matching matcher resets
 // it), so /settings/members asked with DELETE came out as 404. Trying the
 // path with each other method through router.Match is exact instead: it
-// runs the matchers only, never a handler or a middleware, and costs
-// nothing on the paths that exist.
+// runs the matchers and wraps (never calls) the matched handler in its
+// middlewares, and it costs nothing on the paths that exist. A match
+// counts only when it reached a route with a handler of its own: a
+// subrouter that answers a mismatch itself (its MethodNotAllowedHandler)
+// reports the match on its prefix route, which has none.
 func NotFoundOrNotAllowed(router *mux.Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
@@ -31,7 +34,7 @@ func NotFoundOrNotAllowed(router *mux.Router) http.Handler {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			var match mux.RouteMatch
-			if router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			if router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil && match.Route.GetHandler() != nil {
 				allowed = append(allowed, m)
 			}
 		}

@@ -80,7 +80,19 @@ func TestContainerMemory(t *testing.T) {
 			"proc/self/mountinfo":                        file(mountsV1Container),
 			"proc/self/cgroup":                           file("9:memory:/docker/abcdef\n"),
 			"sys/fs/cgroup/memory/memory.limit_in_bytes": file("134217728\n"),
-		}, 128 << 20, true},
+		}, 0, false},
+		{"v2 group outside the namespace", fstest.MapFS{
+			"proc/self/mountinfo":      file(mountsV2),
+			"proc/self/cgroup":         file("0::/../sibling\n"),
+			"sys/fs/cgroup/memory.max": file("33554432\n"),
+			"memory.max":               file("33554432\n"),
+		}, 0, false},
+		{"two cgroup2 mounts: the one that shows the group", fstest.MapFS{
+			"proc/self/mountinfo": file(mountsV2 + "50 22 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n"),
+			"proc/self/cgroup":    file("0::/system.slice/twofold.service\n"),
+			"sys/fs/cgroup/system.slice/twofold.service/memory.max": file("268435456\n"),
+			"mnt/other/memory.max": file("33554432\n"),
+		}, 256 << 20, true},
 		{"no proc", fstest.MapFS{}, 0, false},
 		{"garbage", fstest.MapFS{
 			"proc/self/mountinfo":      file("nonsense - - -\n\n" + mountsV2[:40]),

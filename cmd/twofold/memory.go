@@ -66,14 +66,24 @@ func planMemory(getenv func(string) string, hashing uint64, container int64) (me
 	}
 	p := memoryPlan{GCPercent: memoryGCPercent, Limit: memoryBase + int64(hashing), Container: container}
 	if container > 0 {
-		room := container - container/10 - memoryOutside
-		if room <= 0 {
-			room = container - container/10
-		}
-		p.Limit = min(p.Limit, room)
-		p.Tight = room < int64(hashing)+memoryMinHeap
+		ceiling := container - container/10
+		room, need := ceiling-memoryOutside, int64(hashing)+memoryMinHeap
+		// Below what the pool needs, the collector would run without end:
+		// the limit then stays at that need (under the ceiling), and serve
+		// warns that the container is too small.
+		p.Limit = min(p.Limit, max(room, min(ceiling, need)))
+		p.Tight = room < need
 	}
 	return p, true
+}
+
+// containerNeeds is the smallest container limit, in whole MiB, that
+// leaves the heap memoryMinHeap beside hashing bytes of work areas: the
+// inverse of planMemory's room, rounded up.
+func containerNeeds(hashing uint64) int64 {
+	need := int64(hashing) + memoryMinHeap + memoryOutside
+	bytes := (need*10 + 8) / 9 // container - container/10 >= need
+	return (bytes + 1<<20 - 1) >> 20
 }
 
 // applyMemoryPlan configures the process's collector by planMemory, with
@@ -99,6 +109,6 @@ func applyMemoryPlan(log *slog.Logger, getenv func(string) string, hashing uint6
 	if p.Tight {
 		log.Warn("the memory limit of twofold's container leaves little beside password hashing: concurrent sign-ins may be killed for memory; raise the limit to at least the figure given, or lower password memory",
 			"container_memory_mib", p.Container>>20, "password_hashing_mib", hashing>>20,
-			"at_least_mib", (int64(hashing)+memoryMinHeap+memoryOutside)*10/9>>20)
+			"at_least_mib", containerNeeds(hashing))
 	}
 }

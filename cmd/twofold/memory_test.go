@@ -29,7 +29,8 @@ func TestPlanMemory(t *testing.T) {
 
 // TestPlanMemoryContainer: inside a control group's memory limit the soft
 // limit keeps a tenth and memoryOutside below it, never rises above the
-// plan without one, and a limit too small for the pool is flagged.
+// plan without one nor falls below what the pool needs while that fits
+// under the limit, and a limit too small for the pool is flagged.
 func TestPlanMemoryContainer(t *testing.T) {
 	none := func(string) string { return "" }
 	const hashing = 2 * 19 << 20
@@ -38,11 +39,11 @@ func TestPlanMemoryContainer(t *testing.T) {
 		tight            bool
 	}{
 		{container: 0, limit: (96 + 38) << 20},
-		{container: 4 << 30, limit: (96 + 38) << 20},                             // roomy: the plan as without
-		{container: 200 << 20, limit: (96 + 38) << 20},                           // 148 MiB of room: the plan fits
-		{container: 160 << 20, limit: 160<<20 - 16<<20 - 32<<20},                 // 112 MiB
-		{container: 96 << 20, limit: 96<<20 - (96<<20)/10 - 32<<20, tight: true}, // 54 MiB < 38 + 32
-		{container: 30 << 20, limit: 30<<20 - 3<<20, tight: true},                // no room for the outside allowance
+		{container: 4 << 30, limit: (96 + 38) << 20},              // roomy: the plan as without
+		{container: 200 << 20, limit: (96 + 38) << 20},            // 148 MiB of room: the plan fits
+		{container: 160 << 20, limit: 160<<20 - 16<<20 - 32<<20},  // 112 MiB
+		{container: 96 << 20, limit: 70 << 20, tight: true},       // room 54 MiB < 38 + 32: the pool's need, flagged
+		{container: 30 << 20, limit: 30<<20 - 3<<20, tight: true}, // not even the need fits: the ceiling
 	} {
 		p, ok := planMemory(none, hashing, c.container)
 		if !ok || p.Limit != c.limit || p.Tight != c.tight || p.Container != c.container {
@@ -51,5 +52,13 @@ func TestPlanMemoryContainer(t *testing.T) {
 		if c.container > 0 && p.Limit >= c.container {
 			t.Errorf("container %d MiB: soft limit %d MiB is not below it", c.container>>20, p.Limit>>20)
 		}
+	}
+	// The size the warning asks for is enough, and a MiB less is not.
+	at := containerNeeds(hashing)
+	if p, _ := planMemory(none, hashing, at<<20); p.Tight {
+		t.Errorf("a container of the %d MiB the warning asks for is still flagged: %+v", at, p)
+	}
+	if p, _ := planMemory(none, hashing, (at-1)<<20); !p.Tight {
+		t.Errorf("a container of %d MiB, one less than asked for, is not flagged: %+v", at-1, p)
 	}
 }

@@ -259,3 +259,51 @@ func testTokensHeldByUser(t *testing.T, db *store.DB) {
 	must(t, db.FlushCodeBatch(bctx), "code after re-enrolling")
 	must(t, db.InvalidateAuthorizeCodeSession(ctx, "re-enrolled"), "redeem after re-enrolling")
 }
+
+// testTokensWaitForReset: with an owner's reset open (the user's row
+// locked, their codes and tokens revoked, the reset marked, not yet
+// committed), a code's INSERT, a code's redemption and a refresh token's
+// rotation that arrive meanwhile wait for it and then find the reset:
+// nothing is written, and each says so as it would after the reset. On
+// PostgreSQL they wait on the user's row (insertSessions, heldByUser); on
+// SQLite, on the one writer. The pause before the commit lets each reach
+// the database first; one that arrived after the commit must end the same.
+func testTokensWaitForReset(t *testing.T, db *store.DB) {
+	c := fositeClient(t, db)
+	cases := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"code batch", func() error {
+			bctx := store.WithCodeBatch(ctx)
+			createCodeFamily(t, db, c, "new", bctx)
+			return db.FlushCodeBatch(bctx)
+		}, store.ErrUserInactive},
+		{"code redemption", func() error { return db.InvalidateAuthorizeCodeSession(ctx, "old") }, fosite.ErrInvalidatedAuthorizeCode},
+		{"refresh rotation", func() error { return db.RotateRefreshToken(ctx, "req-rt", "rt") }, fosite.ErrInactiveToken},
+	}
+	for _, tc := range cases {
+		must(t, db.SetMFAState(ctx, "alice", store.MFANone), "alice without a reset")
+		createCodeFamily(t, db, c, "old", ctx)
+		must(t, db.CreateRefreshTokenSession(ctx, "rt", "", newRequest(c, "req-rt", "alice")), "refresh token")
+
+		reset, err := db.BeginTX(ctx)
+		must(t, err, "begin the reset")
+		must(t, db.LockUser(reset, "alice"), "lock alice")
+		_, err = db.RevokeUserTokens(reset, "alice")
+		must(t, err, "revoke alice's tokens")
+		must(t, db.SetMFAState(reset, "alice", store.MFAResetPending), "mark the reset")
+		done := make(chan error, 1)
+		go func() { done <- tc.op() }()
+		time.Sleep(50 * time.Millisecond)
+		must(t, db.Commit(reset), "commit the reset")
+		if err := <-done; !errors.Is(err, tc.want) {
+			t.Fatalf("%s during a reset: %v, want %v", tc.name, err, tc.want)
+		}
+		// What is left of alice's to revoke now: nothing.
+		if n, err := db.RevokeUserTokens(ctx, "alice"); err != nil || n != 0 {
+			t.Fatalf("%s during a reset left %d rows of alice's (%v)", tc.name, n, err)
+		}
+	}
+}

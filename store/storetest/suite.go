@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"RevokeByRequestID", testRevokeByRequest},
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"TokensHeldByUser", testTokensHeldByUser},
+		{"TokensWaitForReset", testTokensWaitForReset},
 		{"CodeCompanions", testCodeCompanions},
 		{"CodeReads", testCodeReads},
 		{"CodeBatch", testCodeBatch},
