@@ -283,5 +283,9 @@ func cpuBreakdown(l levelResult, floor float64) string {
 		busy := (l.serverCPU + l.benchCPU + l.pgCPU + l.otherCPU) / secs
 		note += fmt.Sprintf("; the cores were %.0f%% busy", 100*min(busy, 1))
 	}
-	return note + fmt.Sprintf("; a server spending nothing beyond the hash, next to the PostgreSQL and harness CPU measured here, would reach %.0f%% of the floor", 100*hash/(hash+others))
+	beside := "the harness CPU" // SQLite's work is twofold's own
+	if l.hasDB {
+		beside = "the PostgreSQL and harness CPU"
+	}
+	return note + fmt.Sprintf("; a server spending nothing beyond the hash, next to %s measured here, would reach %.0f%% of the floor", beside, 100*hash/(hash+others))
 }
