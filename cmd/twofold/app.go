@@ -71,7 +71,7 @@ func (a *app) close() { a.db.Close() }
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(cfg.LogLevel) // validated
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: errorMessage}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -150,4 +150,19 @@ func readPassword(r io.Reader) (string, error) {
 	}
 	pw, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSuffix(pw, "\r"), nil
+}
+
+// errorMessage logs an error value as its message, in both formats. The
+// text handler formats a value of its own with %+v, and errors that carry
+// a stack (fosite's, through github.com/pkg/errors) then print it: a dozen
+// frames, escaped into one quoted value, in every refused token's event.
+// The JSON handler already uses Error().
+func errorMessage(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindAny {
+		return a
+	}
+	if err, ok := a.Value.Any().(error); ok && err != nil {
+		a.Value = slog.StringValue(err.Error())
+	}
+	return a
 }

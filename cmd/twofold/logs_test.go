@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -352,5 +355,31 @@ func checkRequestIDs(t *testing.T, format, log string, sent []string) {
 	}
 	if len(requests) < 50 {
 		t.Fatalf("only %d request lines", len(requests))
+	}
+}
+
+// stackedError formats with %+v as errors from github.com/pkg/errors do:
+// its message, then the frames of its stack.
+type stackedError struct{}
+
+func (stackedError) Error() string { return "token inactive" }
+
+func (e stackedError) Format(f fmt.State, verb rune) {
+	io.WriteString(f, e.Error())
+	if f.Flag('+') {
+		io.WriteString(f, "\ngithub.com/ory/fosite.(*Fosite).IntrospectToken\n\t/fosite/introspect.go:42")
+	}
+}
+
+// TestLogErrorsWithoutStacks: an error is logged as its message, in text
+// and JSON, also when it carries a stack (which the text handler printed).
+func TestLogErrorsWithoutStacks(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		newLogger(&Config{LogLevel: "info", LogFormat: format}, &buf).Info("userinfo: token refused", "err", stackedError{}, "wrapped", fmt.Errorf("load: %w", stackedError{}))
+		out := buf.String()
+		if strings.Count(out, "\n") != 1 || strings.Contains(out, "introspect.go") || !strings.Contains(out, "token inactive") || !strings.Contains(out, "load: token inactive") {
+			t.Errorf("%s log of an error with a stack:\n%s", format, out)
+		}
 	}
 }
