@@ -62,6 +62,18 @@ type dialect struct {
 	// timestamp types a parameter as a timestamp where the database cannot
 	// tell from context (a VALUES list outside INSERT … VALUES).
 	timestamp func(param string) string
+	// txOptions begin every transaction. On PostgreSQL that is READ
+	// COMMITTED, whatever the server's default: the store's conditional
+	// writes and locks are written for it. Each statement of a transaction
+	// sees what committed before it, and a write that waited on a row lock
+	// sees the row as the other transaction left it; that is what orders
+	// an owner's reset against a concurrent code or token write (see
+	// insertSessions). At REPEATABLE READ the reset's snapshot would be
+	// taken before it waited for such a write, and miss what it wrote. (It
+	// is said in each BEGIN, not as a startup parameter, which PgBouncer
+	// refuses; a single statement at a stricter default fails on such a
+	// conflict rather than missing it.)
+	txOptions *sql.TxOptions
 	// migrationLock serializes concurrent migrators (PostgreSQL only).
 	migrationLock string
 	isUnique      func(error) bool
@@ -73,6 +85,7 @@ var postgresDialect = dialect{
 	skipLocked:    " FOR UPDATE SKIP LOCKED",
 	forKeyShare:   " FOR KEY SHARE",
 	timestamp:     func(p string) string { return p + "::timestamptz" },
+	txOptions:     &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	migrationLock: "SELECT pg_advisory_xact_lock(7020616)",
 	isUnique: func(err error) bool {
 		var pgErr *pgconn.PgError
@@ -128,15 +141,6 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	case !strings.Contains(dsn, "pool_max_conns="):
 		cfg.MaxConns = int32(max(8, 4*runtime.NumCPU()))
 	}
-	// Every statement and transaction runs at READ COMMITTED, whatever the
-	// server's or the URL's default: the store's conditional writes and
-	// locks are written for it. A write that waited on a row lock sees the
-	// row as the other transaction left it, and each statement of a
-	// transaction sees what committed before it, which is what orders an
-	// owner's reset against a concurrent code or token write (see
-	// insertSessions). At REPEATABLE READ the reset's snapshot would be
-	// taken before it waited for such a write, and miss what it wrote.
-	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
@@ -240,7 +244,7 @@ func (db *DB) BeginTX(ctx context.Context) (context.Context, error) {
 	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
 		return ctx, errors.New("store: transaction already open in context")
 	}
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.sql.BeginTx(ctx, db.dialect.txOptions)
 	if err != nil {
 		return ctx, fmt.Errorf("begin transaction: %w", err)
 	}
