@@ -149,7 +149,7 @@ var errResetPending = errors.New("login flow of a user whose 2FA reset is pendin
 
 // loadFlow returns the flow id if it is alive and bound to this browser.
 func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) {
-	if id == "" || len(id) > 64 {
+	if !plausibleFlowID(id) {
 		return store.LoginFlow{}, errFlowNotHere
 	}
 	f, err := h.Store.GetLoginFlow(r.Context(), id, h.Now())
@@ -168,7 +168,7 @@ func (h *Handler) loadFlow(r *http.Request, id string) (store.LoginFlow, error) 
 // without a user, which these steps send back to the password form, is read
 // again by loadFlow.
 func (h *Handler) loadFlowPastPassword(r *http.Request, id string) (store.LoginFlow, error) {
-	if id == "" || len(id) > 64 {
+	if !plausibleFlowID(id) {
 		return store.LoginFlow{}, errFlowNotHere
 	}
 	ctx := r.Context()
@@ -185,6 +185,9 @@ func (h *Handler) loadFlowPastPassword(r *http.Request, id string) (store.LoginF
 	rememberUserFactors(ctx, user, fs)
 	return f, nil
 }
+
+// plausibleFlowID rejects, before any query, an id no flow can have.
+func plausibleFlowID(id string) bool { return id != "" && len(id) <= 64 }
 
 // checkBinding refuses flow f unless this browser started it: the hash of
 // its device cookie is the flow's binding.

@@ -75,30 +75,35 @@ func (db *DB) createRequest(ctx context.Context, kind, signature string, r fosit
 // and their enrolling again (mfa_state other than 'none').
 var ErrUserInactive = errors.New("store: the user is gone or must set up two-factor authentication again")
 
-// heldByUser is the condition on an oauth2_sessions row that the first
-// write of a code exchange or a refresh carries: the row is a client's
-// own (no subject) or its user may have tokens, and on PostgreSQL the
-// user's row is key-share-locked, before the session row itself is. An
-// owner's reset takes the user's row and then the session rows; taking
-// them in the same order means the two wait for each other rather than
-// deadlock (which PostgreSQL would break after a second by failing one),
-// and the write finds a reset that committed while it waited. A reset
-// user's code or refresh token is gone with the reset, so the refusal
-// reads as the code used or the token inactive, as it did before.
-func (db *DB) heldByUser() string {
-	return `(subject = '' OR EXISTS (SELECT 1 FROM users u WHERE u.id = oauth2_sessions.subject AND u.mfa_state = 'none'` +
-		db.dialect.forKeyShare + `))`
+// mayHoldTokens is the condition, on subject (an SQL expression), under
+// which an oauth2_sessions row may be written: the row is a client's own
+// (an empty subject) or its user is in mfa_state 'none', and on PostgreSQL
+// the user's row is key-share-locked until the transaction ends. That lock
+// conflicts with the FOR UPDATE an owner's reset takes first (LockUser),
+// and not with other updates of the user such as the last sign-in time.
+func (db *DB) mayHoldTokens(subject string) string {
+	return `(` + subject + ` = '' OR EXISTS (SELECT 1 FROM users u WHERE u.id = ` + subject +
+		` AND u.mfa_state = '` + string(MFANone) + `'` + db.dialect.forKeyShare + `))`
 }
+
+// heldByUser is the condition the first write of a code exchange or a
+// refresh carries on the session row it changes (mayHoldTokens), so the
+// user's row is locked before the session row itself is. An owner's reset
+// takes the user's row and then the session rows; taking them in the same
+// order means the two wait for each other rather than deadlock (which
+// PostgreSQL would break after a second by failing one), and the write
+// finds a reset that committed while it waited. A reset user's code or
+// refresh token is gone with the reset, so the refusal reads as the code
+// used or the token inactive, as it did before.
+func (db *DB) heldByUser() string { return db.mayHoldTokens("oauth2_sessions.subject") }
 
 // insertSessions writes rows, which all have the same subject, in one
 // statement that holds them to their user.
 //
-// Revocation: a row for a user (any subject but a client's own, "") is
-// written only while the user exists in mfa_state 'none', and on
-// PostgreSQL the statement takes a key-share lock on the user's row until
-// its transaction ends (which conflicts with FOR UPDATE, not with other
-// updates of the user such as the last sign-in time). An owner's 2FA reset locks that row (LockUser) before
-// it revokes the user's codes and tokens and marks them reset pending, so
+// Revocation: the rows are written only on mayHoldTokens, so a row for a
+// user only while the user exists with no 2FA reset pending, holding the
+// user's row. An owner's 2FA reset locks that row (LockUser) before it
+// revokes the user's codes and tokens and marks them reset pending, so
 // the two are ordered: either the reset waits for this write and then
 // revokes what it wrote, or the write waits for the reset, reads the
 // user again (READ COMMITTED rechecks a row it waited for), finds the
@@ -130,7 +135,7 @@ func (db *DB) insertSessions(ctx context.Context, rows []sessionRow) error {
 	}
 	res, err := db.exec(ctx, `INSERT INTO oauth2_sessions `+insertColumns+`
 		SELECT * FROM (VALUES `+strings.Join(values, ", ")+`) AS v
-		WHERE $5 = '' OR EXISTS (SELECT 1 FROM users WHERE id = $5 AND mfa_state = 'none'`+db.dialect.forKeyShare+`)`, args...)
+		WHERE `+db.mayHoldTokens("$5"), args...)
 	if err != nil {
 		return err
 	}

@@ -27,11 +27,11 @@ var probedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, h
 func NotFoundOrNotAllowed(router *mux.Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
+		probe := r.Clone(r.Context()) // Match reads the request, never changes it
 		for _, m := range probedMethods {
 			if m == r.Method {
 				continue
 			}
-			probe := r.Clone(r.Context())
 			probe.Method = m
 			var match mux.RouteMatch
 			if router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil && match.Route.GetHandler() != nil {
